@@ -1,0 +1,119 @@
+//! The client role: `dind-init status|quiesce|resume`, their output and
+//! their exit codes (0 yes, 1 no, 3 no dind-init answers; clap uses 2 for
+//! usage errors).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cli::Command;
+use crate::control::{self, ClientError, Request, Response};
+use crate::status::{Status, render_table};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_NO: i32 = 1;
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+/// Extra time the client gives the server beyond the operation's own timeout.
+const ANSWER_SLACK: Duration = Duration::from_secs(5);
+
+pub fn run(socket: &Path, command: Command) -> i32 {
+    let (request, wait, json) = match command {
+        Command::Status {
+            json, wait: None, ..
+        } => (Request::Status, Duration::from_secs(10), json),
+        Command::Status {
+            json,
+            wait: Some(phase),
+            timeout,
+        } => (
+            Request::Wait {
+                phase,
+                timeout_ms: millis(timeout),
+            },
+            timeout,
+            json,
+        ),
+        Command::Quiesce { timeout } => (
+            Request::Quiesce {
+                timeout_ms: millis(timeout),
+            },
+            timeout,
+            false,
+        ),
+        Command::Resume { timeout } => (
+            Request::Resume {
+                timeout_ms: millis(timeout),
+            },
+            timeout,
+            false,
+        ),
+    };
+    match control::request(socket, &request, wait + ANSWER_SLACK) {
+        Ok(response) => report(&request, response, json),
+        Err(ClientError::Unreachable(message)) => {
+            eprintln!("dind-init: {message}");
+            EXIT_UNREACHABLE
+        }
+        Err(ClientError::Protocol(message)) => {
+            eprintln!("dind-init: {message}");
+            EXIT_NO
+        }
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    duration.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+fn report(request: &Request, response: Response, json: bool) -> i32 {
+    if let Some(status) = &response.status {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(status).unwrap_or_default()
+            );
+        } else if matches!(request, Request::Status | Request::Wait { .. }) {
+            print!("{}", render_table(status));
+        }
+    }
+    if let Some(error) = &response.error {
+        eprintln!("dind-init: {error}");
+    }
+    let Some(status) = response.status.filter(|_| response.ok) else {
+        return EXIT_NO;
+    };
+    match request {
+        Request::Status => exit_if(status.healthy),
+        Request::Wait { .. } => EXIT_OK,
+        Request::Quiesce { .. } => report_quiesce(&status),
+        Request::Resume { .. } => {
+            println!("dind-init: resumed: phase {}", status.phase);
+            exit_if(status.healthy)
+        }
+    }
+}
+
+fn report_quiesce(status: &Status) -> i32 {
+    let id = status.quiesces.last().map(|q| q.id).unwrap_or(0);
+    if status.commit_safe == Some(true) {
+        println!("dind-init: quiesced (#{id}): safe to docker commit");
+        return EXIT_OK;
+    }
+    eprintln!("dind-init: quiesced (#{id}) but NOT safe to commit");
+    if let Some(last) = status.quiesces.last() {
+        for name in &last.failed_stops {
+            eprintln!("dind-init:   stop of {name} failed");
+        }
+        for stray in &last.strays {
+            eprintln!(
+                "dind-init:   still running: pid {} {}",
+                stray.pid, stray.command
+            );
+        }
+    }
+    EXIT_NO
+}
+
+fn exit_if(yes: bool) -> i32 {
+    if yes { EXIT_OK } else { EXIT_NO }
+}

@@ -1,0 +1,357 @@
+//! The control socket: one JSON request line in, one JSON response line out.
+//!
+//! The server runs inside PID 1 but never touches a process: it reads the
+//! status snapshot the supervisor publishes, and hands `quiesce`/`resume` to
+//! the supervisor as events with a reply channel. Each connection is its own
+//! task with a size and time limit, so garbage, oversize or half-written
+//! requests cost one task, never the supervisor. The client half is plain
+//! blocking std code used by `dind-init status|quiesce|resume`.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use nix::sys::stat::{Mode, umask};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, mpsc::UnboundedSender, oneshot, watch};
+
+use crate::phase::Phase;
+use crate::status::Status;
+use crate::supervisor::Event;
+
+/// Longest request line accepted; anything longer is answered with an error.
+const MAX_REQUEST: usize = 64 * 1024;
+/// How long a client may take to send its request line.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    /// Answer once the phase is `phase`, or fail after `timeout_ms`.
+    Wait {
+        phase: Phase,
+        timeout_ms: u64,
+    },
+    /// Quiesce and answer when it is done (at once if already quiesced).
+    Quiesce {
+        timeout_ms: u64,
+    },
+    /// Run the starts again after a quiesce and answer when they are done.
+    Resume {
+        timeout_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    /// One line saying what went wrong, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+impl Response {
+    fn success(status: Status) -> Self {
+        Response {
+            ok: true,
+            error: None,
+            status: Some(status),
+        }
+    }
+
+    fn failure(error: impl Into<String>, status: Option<Status>) -> Self {
+        Response {
+            ok: false,
+            error: Some(error.into()),
+            status,
+        }
+    }
+}
+
+/// What the server asks of the supervisor; answered through `reply` once
+/// the operation has finished (or at once, when it is refused).
+#[derive(Debug)]
+pub struct ControlRequest {
+    pub command: ControlCommand,
+    pub reply: oneshot::Sender<Result<Status, String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// `requester` is the client's pid as seen from here (0 or None when it
+    /// lives outside our PID namespace); it and its ancestors are not strays.
+    Quiesce {
+        requester: Option<i32>,
+    },
+    Resume,
+}
+
+/// Binds the control socket with mode 0600. A socket file left behind by a
+/// dead instance (or by `docker commit`) is replaced; one that a live
+/// dind-init still answers on is never touched.
+pub fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match StdUnixStream::connect(path) {
+            Ok(_) => bail!(
+                "control socket {} is in use by another running dind-init; give this one its own with --socket or DIND_INIT_SOCKET",
+                path.display()
+            ),
+            Err(_) => {
+                fs::remove_file(path).with_context(|| {
+                    format!("cannot remove stale control socket {}", path.display())
+                })?;
+                tracing::info!("removed stale control socket {}", path.display());
+            }
+        },
+        Ok(_) => bail!(
+            "{} exists and is not a socket; remove it or choose another path with --socket or DIND_INIT_SOCKET",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    // Nothing else runs yet, so the process-wide umask can be narrowed for the
+    // bind alone: the socket never exists with wider permissions.
+    let previous = umask(Mode::from_bits_truncate(0o177));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    umask(previous);
+    let listener =
+        bound.with_context(|| format!("cannot bind control socket {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
+    listener.set_nonblocking(true)?;
+    Ok(UnixListener::from_std(listener)?)
+}
+
+/// Accepts connections for the life of the process.
+pub async fn serve(
+    listener: UnixListener,
+    status: watch::Receiver<Status>,
+    events: UnboundedSender<Event>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let own_uid = nix::unistd::geteuid().as_raw();
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning on the error.
+                tracing::warn!("control socket accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let status = status.clone();
+        let events = events.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, status, events, own_uid).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn serve_connection(
+    mut stream: UnixStream,
+    status: watch::Receiver<Status>,
+    events: UnboundedSender<Event>,
+    own_uid: u32,
+) {
+    let peer = stream.peer_cred().ok().map(|cred| Peer {
+        uid: cred.uid(),
+        pid: cred.pid(),
+    });
+    let (read_half, mut write_half) = stream.split();
+    let mut line = Vec::new();
+    let mut reader = tokio::io::BufReader::new(read_half).take(MAX_REQUEST as u64 + 1);
+    let read = tokio::time::timeout(REQUEST_DEADLINE, reader.read_until(b'\n', &mut line)).await;
+    let response = match read {
+        Err(_) => Response::failure(
+            "no complete request line within 10s; send one JSON line ending in a newline",
+            None,
+        ),
+        Ok(Err(error)) => Response::failure(format!("cannot read request: {error}"), None),
+        Ok(Ok(_)) if line.len() > MAX_REQUEST => {
+            Response::failure(format!("request longer than {MAX_REQUEST} bytes"), None)
+        }
+        Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
+            Err(error) => Response::failure(
+                format!(
+                    "invalid request ({error}); send one JSON line such as {{\"command\":\"status\"}}"
+                ),
+                None,
+            ),
+            Ok(request) => answer(request, peer, own_uid, status, events).await,
+        },
+    };
+    let mut json = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    json.push(b'\n');
+    // The client may be gone already; nothing to do about it.
+    let _ = write_half.write_all(&json).await;
+    let _ = write_half.shutdown().await;
+}
+
+/// Who is on the other end of a connection, from SO_PEERCRED.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    uid: u32,
+    /// None or 0 when the client lives outside our PID namespace.
+    pid: Option<i32>,
+}
+
+async fn answer(
+    request: Request,
+    peer: Option<Peer>,
+    own_uid: u32,
+    mut status: watch::Receiver<Status>,
+    events: UnboundedSender<Event>,
+) -> Response {
+    let command = match request {
+        Request::Status => return Response::success(status.borrow().clone()),
+        Request::Wait { phase, timeout_ms } => {
+            let deadline = Duration::from_millis(timeout_ms);
+            let reached = tokio::time::timeout(deadline, status.wait_for(|s| s.phase == phase))
+                .await
+                .map(|waited| waited.map(drop));
+            let current = status.borrow().clone();
+            return match reached {
+                Ok(Ok(_)) => Response::success(current),
+                Ok(Err(_)) => Response::failure("dind-init is exiting", Some(current)),
+                Err(_) => Response::failure(
+                    format!(
+                        "timed out after {:.1}s waiting for phase {phase}; phase is {}",
+                        deadline.as_secs_f64(),
+                        current.phase
+                    ),
+                    Some(current),
+                ),
+            };
+        }
+        Request::Quiesce { timeout_ms } => (
+            ControlCommand::Quiesce {
+                requester: peer.and_then(|p| p.pid),
+            },
+            timeout_ms,
+        ),
+        Request::Resume { timeout_ms } => (ControlCommand::Resume, timeout_ms),
+    };
+    let (command, timeout_ms) = command;
+    let allowed = peer.is_some_and(|p| p.uid == 0 || p.uid == own_uid);
+    if !allowed {
+        return Response::failure(
+            format!("permission denied: only root or uid {own_uid} may quiesce or resume"),
+            None,
+        );
+    }
+    let (reply, outcome) = oneshot::channel();
+    if events
+        .send(Event::Control(ControlRequest { command, reply }))
+        .is_err()
+    {
+        return Response::failure("dind-init is exiting", None);
+    }
+    let deadline = Duration::from_millis(timeout_ms);
+    match tokio::time::timeout(deadline, outcome).await {
+        Ok(Ok(Ok(done))) => Response::success(done),
+        Ok(Ok(Err(reason))) => Response::failure(reason, Some(status.borrow().clone())),
+        Ok(Err(_)) => Response::failure("dind-init is exiting", None),
+        Err(_) => {
+            let current = status.borrow().clone();
+            Response::failure(
+                format!(
+                    "timed out after {:.1}s; phase is {}",
+                    deadline.as_secs_f64(),
+                    current.phase
+                ),
+                Some(current),
+            )
+        }
+    }
+}
+
+/// Why a client call failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// No dind-init answers on the socket (missing, refused, not a socket).
+    Unreachable(String),
+    /// It answered something that is not a response, or hung up.
+    Protocol(String),
+}
+
+/// Sends one request and reads the one response line. `wait` is how long
+/// the server may take to answer (the operation's own timeout plus slack).
+pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Response, ClientError> {
+    let mut stream = StdUnixStream::connect(socket).map_err(|error| {
+        let hint = match error.kind() {
+            io::ErrorKind::NotFound => "no such socket: is dind-init running as PID 1 here? (set --socket or DIND_INIT_SOCKET)",
+            io::ErrorKind::ConnectionRefused => "nothing listens on it: dind-init is not running (a stale socket file)",
+            io::ErrorKind::PermissionDenied => "permission denied: run as root or as the user dind-init runs as",
+            _ => "cannot connect",
+        };
+        ClientError::Unreachable(format!("control socket {}: {hint} ({error})", socket.display()))
+    })?;
+    let protocol = |error: io::Error| {
+        ClientError::Protocol(format!("control socket {}: {error}", socket.display()))
+    };
+    stream.set_read_timeout(Some(wait)).map_err(protocol)?;
+    let mut line = serde_json::to_vec(request).map_err(|e| protocol(io::Error::other(e)))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(protocol)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(protocol)?;
+    if answer.is_empty() {
+        return Err(ClientError::Protocol(format!(
+            "control socket {}: closed without an answer",
+            socket.display()
+        )));
+    }
+    serde_json::from_str(&answer).map_err(|error| {
+        ClientError::Protocol(format!(
+            "control socket {}: not a dind-init answer ({error})",
+            socket.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        assert_eq!(
+            serde_json::to_string(&Request::Status).unwrap(),
+            r#"{"command":"status"}"#
+        );
+        let wait: Request =
+            serde_json::from_str(r#"{"command":"wait","phase":"quiesced","timeout_ms":5}"#)
+                .unwrap();
+        assert_eq!(
+            wait,
+            Request::Wait {
+                phase: Phase::Quiesced,
+                timeout_ms: 5
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! The init role wired together: subreaper when not PID 1, absolute paths,
+//! `chdir("/")`, the control socket, the signal reader, the reaper and the
+//! supervisor on one current-thread tokio runtime.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::SigSet;
+
+use crate::cli::{DEFAULT_INIT_DIR, InitOptions};
+use crate::reaper::Reaper;
+use crate::supervisor::{Config, Supervisor};
+use crate::{control, logging, signals, sys};
+
+/// Exit code of PID 1 for a configuration error found before anything ran.
+pub const EXIT_CONFIG_ERROR: i32 = 2;
+
+/// Runs dind-init as init until shutdown; returns the process exit code.
+pub fn run(
+    options: InitOptions,
+    socket: PathBuf,
+    main_command: Vec<OsString>,
+    signal_mask: SigSet,
+) -> i32 {
+    logging::init(options.log_level);
+    match prepare(options, socket, main_command).and_then(|config| serve(config, signal_mask)) {
+        Ok(code) => code,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            EXIT_CONFIG_ERROR
+        }
+    }
+}
+
+fn prepare(options: InitOptions, socket: PathBuf, main_command: Vec<OsString>) -> Result<Config> {
+    let own_pid = nix::unistd::getpid().as_raw();
+    if own_pid != 1 {
+        nix::sys::prctl::set_child_subreaper(true).context("cannot become child subreaper")?;
+        tracing::warn!(
+            "not running as PID 1 (pid {own_pid}): registered as child subreaper, so only orphans of our own descendants are reaped"
+        );
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let init_dir_explicit = options.init_dir.is_some();
+    let init_dir = cwd.join(
+        options
+            .init_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_INIT_DIR)),
+    );
+    if init_dir_explicit && !init_dir.is_dir() {
+        bail!(
+            "init.d directory {} (from --init-dir or DIND_INIT_DIR) does not exist or is not a directory; create it or unset DIND_INIT_DIR",
+            init_dir.display()
+        );
+    }
+    // No mount point stays busy because PID 1 sits in it.
+    std::env::set_current_dir("/").context("cannot chdir to /")?;
+    Ok(Config {
+        init_dir,
+        init_dir_explicit,
+        state_path: cwd.join(options.state),
+        socket: cwd.join(socket),
+        start_timeout: options.start_timeout,
+        stop_timeout: options.stop_timeout,
+        grace: options.grace,
+        settle: options.settle,
+        on_start_failure: options.on_start_failure,
+        main_command,
+        main_cwd: cwd,
+    })
+}
+
+fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("cannot start the event loop")?;
+    runtime.block_on(async move {
+        let signal_fd = sys::async_signal_fd(&signal_mask).context("cannot open the signalfd")?;
+        let listener = control::bind(&config.socket)?;
+        let socket_path = config.socket.clone();
+        let reaper = Arc::new(Reaper::new());
+        let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
+        let (supervisor, status) =
+            Supervisor::new(config, reaper.clone(), events, event_sender.clone());
+        tokio::spawn(signals::run(
+            signal_fd,
+            reaper.clone(),
+            event_sender.clone(),
+        ));
+        tokio::spawn(control::serve(listener, status, event_sender));
+        // Children that exited before the signalfd existed left no SIGCHLD to read.
+        reaper.reap_all();
+        let code = supervisor.run().await;
+        remove_socket(&socket_path);
+        Ok(code)
+    })
+}
+
+fn remove_socket(path: &Path) {
+    if let Err(error) = std::fs::remove_file(path) {
+        tracing::debug!("cannot remove control socket {}: {error}", path.display());
+    }
+}

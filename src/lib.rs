@@ -1,0 +1,49 @@
+//! dind-init: a PID-1 supervisor for containers whose state matters.
+//!
+//! It runs a container's init.d scripts in order, reaps zombies, forwards
+//! signals to an optional main command, and on SIGUSR1 (or `dind-init
+//! quiesce`) stops everything in reverse so that the container can be
+//! `docker commit`ted and restored later.
+//!
+//! Map of the crate:
+//! - [`cli`]: command line and environment variables of both roles (init and client).
+//! - [`discovery`]: which files in the init.d directory are scripts, and their order.
+//! - [`phase`]: the supervisor's phases and the transitions allowed between them.
+//! - [`supervisor`]: the one owner of mutable state; runs scripts and reacts to events.
+//! - [`script`]: spawning one `SCRIPT start|stop` with its environment, log prefix and timeout.
+//! - [`reaper`]: the single `waitpid(-1)` caller, handing exit statuses to whoever waits for them.
+//! - [`signals`]: the signalfd reader that turns signals into supervisor events.
+//! - [`procs`]: reading `/proc` to find the processes left behind (strays).
+//! - [`state`]: the persistent state file (boot count, quiesce history), written atomically.
+//! - [`status`]: the status snapshot published by the supervisor and its human rendering.
+//! - [`control`]: the unix-socket protocol, its server (inside PID 1) and its client call.
+//! - [`client`]: the `status`, `quiesce` and `resume` subcommands: output and exit codes.
+//! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
+//! - [`logging`]: the one-line log format of dind-init's own messages.
+//! - [`sys`]: the few system calls that need `unsafe`.
+
+pub mod cli;
+pub mod client;
+pub mod control;
+pub mod discovery;
+pub mod init;
+pub mod logging;
+pub mod phase;
+pub mod procs;
+pub mod reaper;
+pub mod script;
+pub mod signals;
+pub mod state;
+pub mod status;
+pub mod supervisor;
+pub mod sys;
+
+/// What `dind-init --version` prints after the name: version, git commit and target triple.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DIND_INIT_GIT_COMMIT"),
+    ", ",
+    env!("DIND_INIT_TARGET"),
+    ")"
+);

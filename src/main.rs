@@ -1,0 +1,33 @@
+//! Entry point: one binary, two roles. With a subcommand (`status`,
+//! `quiesce`, `resume`) it is a client of a running dind-init; otherwise it
+//! is the init itself.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use nix::sys::signal::{SigmaskHow, pthread_sigmask};
+
+use dind_init::cli::Cli;
+use dind_init::{client, init, sys};
+
+fn main() -> ExitCode {
+    // Before anything else, so a signal that arrives during start-up waits
+    // in the queue for the signalfd instead of being lost.
+    let signal_mask = match sys::block_handled_signals() {
+        Ok(mask) => mask,
+        Err(error) => {
+            eprintln!("dind-init: error: cannot block signals: {error}");
+            return ExitCode::from(init::EXIT_CONFIG_ERROR as u8);
+        }
+    };
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Some(command) => {
+            // A client must die of Ctrl-C like any command.
+            let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&signal_mask), None);
+            client::run(&cli.socket, command)
+        }
+        None => init::run(cli.init, cli.socket, cli.main_command, signal_mask),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

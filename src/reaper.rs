@@ -1,0 +1,143 @@
+//! The one reaper: the only caller of `waitpid` in dind-init.
+//!
+//! Children that someone waits for (a script, the main command) are spawned
+//! through [`Reaper::spawn`], which registers their pid under the same lock
+//! that [`Reaper::reap_all`] holds while it calls `waitpid(-1)`; so an exit
+//! status can never be reaped before its waiter exists, and never lost to
+//! the orphan sweep. Everything else that exits is an orphan and is simply
+//! collected.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::sys::{reset_signals_in_child, signal_name};
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildExit {
+    /// It called `exit` with this code.
+    Exited(i32),
+    /// A signal with this number killed it.
+    Signaled(i32),
+}
+
+impl ChildExit {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ChildExit::Exited(code) => code,
+            ChildExit::Signaled(signo) => 128 + signo,
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == ChildExit::Exited(0)
+    }
+}
+
+impl fmt::Display for ChildExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildExit::Exited(code) => write!(f, "exited with code {code}"),
+            ChildExit::Signaled(signo) => write!(f, "killed by {}", signal_name(*signo)),
+        }
+    }
+}
+
+/// Counts of one sweep of [`Reaper::reap_all`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sweep {
+    /// Exits handed to a registered waiter.
+    pub delivered: usize,
+    /// Exits of processes nobody waited for (re-parented orphans, mostly).
+    pub orphans: usize,
+}
+
+#[derive(Default)]
+pub struct Reaper {
+    /// Exit-status waiters by pid, guarded together with every `waitpid` call.
+    waiters: Mutex<HashMap<i32, oneshot::Sender<ChildExit>>>,
+}
+
+impl Reaper {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<ChildExit>>> {
+        // A poisoned lock only means another thread panicked while holding it;
+        // the map itself is still consistent, and PID 1 must not panic too.
+        self.waiters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Spawns `command` and registers its pid before anything can reap it.
+    /// The returned `Child` is only for its pipes and pid: never `wait` on it.
+    /// The child starts with no blocked signals (see [`reset_signals_in_child`]).
+    pub fn spawn(
+        &self,
+        command: &mut Command,
+    ) -> io::Result<(Child, oneshot::Receiver<ChildExit>)> {
+        reset_signals_in_child(command);
+        let mut waiters = self.lock();
+        let child = command.spawn()?;
+        let (sender, receiver) = oneshot::channel();
+        waiters.insert(child.id() as i32, sender);
+        Ok((child, receiver))
+    }
+
+    /// Reaps every child that has exited, until none is left to reap now.
+    pub fn reap_all(&self) -> Sweep {
+        let mut waiters = self.lock();
+        let mut sweep = Sweep::default();
+        loop {
+            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ChildExit::Exited(code)),
+                Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                    (pid, ChildExit::Signaled(signal as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(error) => {
+                    tracing::error!("waitpid failed: {error}; will retry at the next SIGCHLD");
+                    break;
+                }
+            };
+            match waiters.remove(&pid.as_raw()) {
+                Some(waiter) => {
+                    // The waiter may have given up (dropped); the exit is still reaped.
+                    let _ = waiter.send(exit);
+                    sweep.delivered += 1;
+                }
+                None => sweep.orphans += 1,
+            }
+        }
+        sweep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(ChildExit::Exited(3).code(), 3);
+        assert_eq!(ChildExit::Signaled(15).code(), 143);
+        assert!(ChildExit::Exited(0).success());
+        assert!(!ChildExit::Signaled(9).success());
+        assert_eq!(ChildExit::Signaled(9).to_string(), "killed by SIGKILL");
+        assert_eq!(ChildExit::Exited(1).to_string(), "exited with code 1");
+    }
+}
