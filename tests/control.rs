@@ -1,0 +1,232 @@
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{BINARY, Sandbox, WAIT};
+
+/// Sends raw bytes and returns the one answer line, parsed.
+fn raw_request(sandbox: &Sandbox, bytes: &[u8]) -> Value {
+    let mut stream = UnixStream::connect(&sandbox.socket).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("answer is not JSON ({e}): {line:?}"))
+}
+
+#[test]
+fn status_json_has_the_documented_fields() {
+    let sandbox = Sandbox::new("status-json");
+    sandbox.recording_script("10-a.sh");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 1 script(s) started");
+    let status = sandbox.status();
+    assert_eq!(status["pid"], 1);
+    assert_eq!(status["phase"], "running");
+    assert_eq!(status["healthy"], true);
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(status["boot"]["boot"], 1);
+    assert_eq!(status["boot"]["restored"], false);
+    assert!(status["boot"]["restored_from_quiesce"].is_null());
+    assert_eq!(status["boots"][0]["boot"], 1);
+    assert!(status["boots"][0]["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(status["quiesces"], serde_json::json!([]));
+    assert!(status["commit_safe"].is_null());
+    assert!(status["main"].is_null());
+    assert_eq!(status["strays"], serde_json::json!([]));
+    let script = &status["scripts"][0];
+    assert_eq!(script["name"], "10-a.sh");
+    assert_eq!(script["state"], "started");
+    assert_eq!(script["start"]["outcome"], "succeeded");
+    assert_eq!(script["start"]["exit_code"], 0);
+    assert!(script["start"]["duration_ms"].is_u64());
+    assert!(script["start"]["reason"].is_null());
+    assert!(script["stop"].is_null());
+
+    let table = String::from_utf8(sandbox.client(&["status"]).stdout).unwrap();
+    assert!(
+        table.contains("phase:   running (healthy)") && table.contains("10-a.sh"),
+        "{table}"
+    );
+    let mode = fs::metadata(&sandbox.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn garbage_oversize_and_half_written_requests_do_not_disturb_it() {
+    let sandbox = Sandbox::new("garbage");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 0 script(s) started");
+
+    let answer = raw_request(&sandbox, b"hello, is it me you're looking for?\n");
+    assert_eq!(answer["ok"], false);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid request"),
+        "{answer}"
+    );
+
+    let answer = raw_request(&sandbox, b"\x00\xff\xfe{\"command\":\"status\"\n");
+    assert_eq!(answer["ok"], false);
+
+    let answer = raw_request(&sandbox, &vec![b'x'; 200 * 1024]);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("request longer than"),
+        "{answer}"
+    );
+
+    // A client that sends half a request and waits must not hold anyone up.
+    let mut half = UnixStream::connect(&sandbox.socket).unwrap();
+    half.write_all(b"{\"command\":").unwrap();
+    let answer = raw_request(&sandbox, b"{\"command\":\"status\"}\n");
+    assert_eq!(answer["ok"], true);
+    assert_eq!(answer["status"]["phase"], "running");
+
+    // Many clients at once.
+    let clients: Vec<_> = (0..50)
+        .map(|_| {
+            let socket = sandbox.socket.clone();
+            std::thread::spawn(move || {
+                Command::new(BINARY)
+                    .arg("--socket")
+                    .arg(socket)
+                    .arg("status")
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap().status.code(), Some(0));
+    }
+    drop(half);
+    assert_eq!(sandbox.status()["phase"], "running");
+}
+
+#[test]
+fn a_stale_socket_file_left_by_a_commit_is_replaced() {
+    let sandbox = Sandbox::new("stale-socket");
+    drop(UnixListener::bind(&sandbox.socket).unwrap());
+    assert!(sandbox.socket.exists());
+    let init = sandbox.start(&[]);
+    init.wait_for_line("removed stale control socket");
+    init.wait_for_line("running: 0 script(s) started");
+    assert_eq!(sandbox.status()["phase"], "running");
+}
+
+#[test]
+fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
+    let sandbox = Sandbox::new("busy-socket");
+    let first = sandbox.start(&[]);
+    first.wait_for_line("running: 0 script(s) started");
+    let mut second = sandbox.start(&[]);
+    assert_eq!(second.wait_exit(), 2);
+    let log = second.log();
+    assert!(
+        log.contains("is in use by another running dind-init"),
+        "{log}"
+    );
+    assert_eq!(
+        log.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        sandbox.status()["phase"],
+        "running",
+        "the first instance still answers"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&sandbox.state).unwrap()).unwrap();
+    assert_eq!(
+        state["boot_count"], 1,
+        "the refused instance did not touch the state file"
+    );
+}
+
+#[test]
+fn a_path_that_is_not_a_socket_is_refused_not_deleted() {
+    let sandbox = Sandbox::new("not-a-socket");
+    fs::write(&sandbox.socket, "precious").unwrap();
+    let mut init = sandbox.start(&[]);
+    assert_eq!(init.wait_exit(), 2);
+    assert!(
+        init.log().contains("exists and is not a socket"),
+        "{}",
+        init.log()
+    );
+    assert_eq!(fs::read_to_string(&sandbox.socket).unwrap(), "precious");
+}
+
+#[test]
+fn client_without_a_running_init_says_so_and_exits_3() {
+    let sandbox = Sandbox::new("no-init");
+    let output = sandbox.client(&["status"]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no such socket") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+
+    drop(UnixListener::bind(&sandbox.socket).unwrap());
+    let output = sandbox.client(&["quiesce"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not running"));
+}
+
+#[test]
+fn only_root_or_the_owner_may_quiesce() {
+    let sandbox = Sandbox::new("credentials");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 0 script(s) started");
+    // Open the socket and its directory to everyone, so only the credential check remains.
+    fs::set_permissions(&sandbox.socket, fs::Permissions::from_mode(0o666)).unwrap();
+    fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                BINARY,
+                "--socket",
+            ])
+            .arg(&sandbox.socket)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let quiesce = as_nobody(&["quiesce"]);
+    assert_eq!(quiesce.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&quiesce.stderr).contains("permission denied: only root"));
+    assert_eq!(
+        as_nobody(&["status"]).status.code(),
+        Some(0),
+        "status is open to whoever can connect"
+    );
+    assert_eq!(sandbox.status()["phase"], "running");
+}
+
+#[test]
+fn a_silent_client_is_dropped_after_the_request_deadline() {
+    let sandbox = Sandbox::new("silent-client");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 0 script(s) started");
+    let mut silent = UnixStream::connect(&sandbox.socket).unwrap();
+    silent.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answer = String::new();
+    silent.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("no complete request line"), "{answer}");
+}

@@ -1,0 +1,148 @@
+use nix::sys::signal::Signal;
+
+use crate::harness::Sandbox;
+
+fn failing_script(sandbox: &Sandbox, name: &str) {
+    let log = sandbox.path("order.log");
+    sandbox.script(
+        name,
+        &format!(
+            "echo \"$(basename \"$0\") $1\" >> {}\n[ \"$1\" = start ] && exit 1\ntrue",
+            log.display()
+        ),
+    );
+}
+
+#[test]
+fn a_failed_start_stops_what_started_in_reverse_and_exits_3() {
+    let sandbox = Sandbox::new("start-failure-abort");
+    sandbox.recording_script("10-a.sh");
+    sandbox.recording_script("20-b.sh");
+    failing_script(&sandbox, "30-fails.sh");
+    sandbox.recording_script("40-never.sh");
+    let mut init = sandbox.start(&[]);
+    assert_eq!(init.wait_exit(), 3);
+    assert_eq!(
+        sandbox.order(),
+        [
+            "10-a.sh start",
+            "20-b.sh start",
+            "30-fails.sh start",
+            "20-b.sh stop",
+            "10-a.sh stop"
+        ]
+    );
+    let log = init.log();
+    assert!(
+        log.contains("30-fails.sh start failed: exited with code 1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("start of 30-fails.sh failed: stopping what started"),
+        "{log}"
+    );
+}
+
+#[test]
+fn with_continue_a_failed_start_is_reported_and_the_rest_runs() {
+    let sandbox = Sandbox::new("start-failure-continue");
+    sandbox.recording_script("10-a.sh");
+    failing_script(&sandbox, "20-fails.sh");
+    sandbox.recording_script("30-c.sh");
+    let mut init = sandbox.start_with_env(&[], &[("DIND_INIT_ON_START_FAILURE", "continue")]);
+    init.wait_for_line("running with 1 failed start(s) of 3 script(s)");
+    let status = sandbox.status();
+    assert_eq!(status["phase"], "running");
+    assert_eq!(status["healthy"], false);
+    assert_eq!(status["scripts"][1]["state"], "start-failed");
+    assert_eq!(status["scripts"][1]["start"]["exit_code"], 1);
+    assert_eq!(status["scripts"][1]["start"]["outcome"], "failed");
+    assert_eq!(
+        sandbox.client(&["status"]).status.code(),
+        Some(1),
+        "unhealthy while a start failed"
+    );
+
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 0);
+    assert_eq!(
+        sandbox.order(),
+        [
+            "10-a.sh start",
+            "20-fails.sh start",
+            "30-c.sh start",
+            "30-c.sh stop",
+            "10-a.sh stop"
+        ]
+    );
+}
+
+#[test]
+fn a_hanging_start_is_killed_with_its_whole_process_group_at_its_timeout() {
+    let sandbox = Sandbox::new("start-timeout");
+    sandbox.script(
+        "10-hangs.sh",
+        "if [ \"$1\" = start ]; then sleep 1011 & exec sleep 1012; fi",
+    );
+    sandbox.recording_script("20-after.sh");
+    let init = sandbox.start(&["--start-timeout", "0.5", "--on-start-failure", "continue"]);
+    init.wait_for_line("running with 1 failed start(s)");
+    let log = init.log();
+    assert!(
+        log.contains("10-hangs.sh start timed out after 0.5s: killing its process group"),
+        "{log}"
+    );
+    let left: Vec<_> = init
+        .processes()
+        .into_iter()
+        .filter(|p| p.cmdline.starts_with("sleep 101"))
+        .collect();
+    assert!(
+        left.iter().all(|p| p.state == 'Z'),
+        "the group's background sleep survived: {left:?}"
+    );
+    let status = sandbox.status();
+    assert_eq!(status["scripts"][0]["start"]["outcome"], "timed-out");
+    assert_eq!(status["scripts"][0]["start"]["exit_code"], 137);
+    assert_eq!(sandbox.order(), ["20-after.sh start"]);
+}
+
+#[test]
+fn a_script_that_cannot_be_executed_fails_with_a_clear_reason() {
+    let sandbox = Sandbox::new("bad-interpreter");
+    let path = sandbox.init_d.join("10-bad.sh");
+    std::fs::write(&path, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut init = sandbox.start(&[]);
+    assert_eq!(init.wait_exit(), 3);
+    let log = init.log();
+    assert!(
+        log.contains("10-bad.sh start: cannot execute") && log.contains("10-bad.sh"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_hanging_stop_times_out_and_the_quiesce_is_not_commit_safe() {
+    let sandbox = Sandbox::new("stop-timeout");
+    sandbox.script(
+        "10-hangs-on-stop.sh",
+        "[ \"$1\" = stop ] && exec sleep 1013\ntrue",
+    );
+    let init = sandbox.start(&["--stop-timeout", "0.5"]);
+    init.wait_for_line("running: 1 script(s) started");
+    let quiesce = sandbox.client(&["quiesce"]);
+    assert_eq!(quiesce.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&quiesce.stderr);
+    assert!(
+        stderr.contains("stop of 10-hangs-on-stop.sh failed"),
+        "{stderr}"
+    );
+    let status = sandbox.status();
+    assert_eq!(status["scripts"][0]["state"], "stop-failed");
+    assert_eq!(status["scripts"][0]["stop"]["outcome"], "timed-out");
+    assert_eq!(
+        status["quiesces"][0]["failed_stops"][0],
+        "10-hangs-on-stop.sh"
+    );
+}

@@ -1,0 +1,348 @@
+//! Running dind-init for real: as PID 1 of a fresh PID namespace (`unshare
+//! --fork --pid --mount-proc`), in a temporary directory of its own, with its
+//! log collected line by line so a test can wait for a line instead of
+//! sleeping. Every wait has a timeout and prints the whole log when it fails.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// How long any single wait of a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_dind-init");
+
+/// A temporary directory with an init.d, a socket path and a state path.
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub init_d: PathBuf,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new(name: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let unique = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!(
+            "dind-init-test-{}-{unique}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("init.d")).unwrap();
+        Sandbox {
+            init_d: dir.join("init.d"),
+            socket: dir.join("control.sock"),
+            state: dir.join("state/state.json"),
+            dir,
+        }
+    }
+
+    /// Path of a file in the sandbox.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes an executable init.d script with `body` after the shebang.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.init_d.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// A script that appends `NAME ACTION` to `order.log` and exits 0.
+    pub fn recording_script(&self, name: &str) -> PathBuf {
+        let log = self.path("order.log");
+        self.script(
+            name,
+            &format!("echo \"$(basename \"$0\") $1\" >> {}", log.display()),
+        )
+    }
+
+    /// The lines of `order.log` so far.
+    pub fn order(&self) -> Vec<String> {
+        fs::read_to_string(self.path("order.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("unshare");
+        command.args(["--fork", "--pid", "--mount-proc", BINARY]);
+        self.add_paths(&mut command, args);
+        command
+    }
+
+    fn add_paths(&self, command: &mut Command, args: &[&str]) {
+        command
+            .arg("--init-dir")
+            .arg(&self.init_d)
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state")
+            .arg(&self.state)
+            .args(args)
+            .env_remove("DIND_INIT_DIR")
+            .env_remove("DIND_INIT_SOCKET")
+            .env_remove("DIND_INIT_STATE")
+            .stdin(Stdio::null());
+    }
+
+    /// Starts dind-init as PID 1 of a new PID namespace with `args` after the sandbox's paths.
+    pub fn start(&self, args: &[&str]) -> Init {
+        Init::spawn(self.command(args), true)
+    }
+
+    /// Starts dind-init as a plain child of the test (not PID 1: a subreaper).
+    pub fn start_as_subreaper(&self, args: &[&str]) -> Init {
+        let mut command = Command::new(BINARY);
+        self.add_paths(&mut command, args);
+        Init::spawn(command, false)
+    }
+
+    /// Like [`Sandbox::start`] with extra environment variables.
+    pub fn start_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Init {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        Init::spawn(command, true)
+    }
+
+    /// Runs the client (`dind-init --socket SOCKET ARGS`) to completion.
+    pub fn client(&self, args: &[&str]) -> Output {
+        Command::new(BINARY)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("DIND_INIT_SOCKET")
+            .output()
+            .unwrap()
+    }
+
+    /// `status --json`, parsed.
+    pub fn status(&self) -> Value {
+        let output = self.client(&["status", "--json"]);
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "status --json is not JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// Blocks until status reports `phase`.
+    pub fn wait_phase(&self, phase: &str) -> Value {
+        let output = self.client(&["status", "--json", "--wait", phase, "--timeout", "20"]);
+        assert!(
+            output.status.success(),
+            "phase {phase} not reached: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running dind-init in its PID namespace.
+pub struct Init {
+    /// `unshare`, or dind-init itself when started without a namespace.
+    unshare: Child,
+    /// dind-init's pid as the host sees it (PID 1 inside the namespace).
+    pub pid: Pid,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Init {
+    fn spawn(mut command: Command, namespaced: bool) -> Init {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut unshare = command.spawn().expect("cannot run unshare");
+        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let mut readers = Vec::new();
+        for stream in [
+            Box::new(unshare.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(unshare.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            readers.push(std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    let (lines, changed) = &*log;
+                    lines.lock().unwrap().push(line);
+                    changed.notify_all();
+                }
+            }));
+        }
+        let pid = if namespaced {
+            find_child(&mut unshare)
+        } else {
+            Pid::from_raw(unshare.id() as i32)
+        };
+        Init {
+            unshare,
+            pid,
+            log,
+            readers,
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.log.0.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        self.wait_for_nth_line(needle, 1)
+    }
+
+    /// Waits until `count` log lines contain `needle`; returns the last of them.
+    pub fn wait_for_nth_line(&self, needle: &str, count: usize) -> String {
+        let (lines, changed) = &*self.log;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            let found: Vec<_> = guard.iter().filter(|l| l.contains(needle)).collect();
+            if found.len() >= count {
+                return found[count - 1].clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no line {count}x `{needle}` within {WAIT:?}; log:\n{}",
+                guard.join("\n")
+            );
+            guard = changed.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// Sends `signal` to dind-init itself.
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid, signal).unwrap();
+    }
+
+    /// Waits for dind-init to exit and returns its exit code.
+    pub fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.unshare.try_wait().unwrap() {
+                // Everything in the namespace died with its PID 1, so the
+                // pipes are closed and the readers end after the last line.
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
+                return status.code().unwrap_or_else(|| {
+                    panic!("unshare died of a signal: {status:?}\n{}", self.log())
+                });
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dind-init did not exit within {WAIT:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Every process in the namespace but PID 1.
+    pub fn processes(&self) -> Vec<Process> {
+        descendants(self.pid.as_raw())
+    }
+}
+
+impl Drop for Init {
+    fn drop(&mut self) {
+        // SIGKILL to a namespace's PID 1 kills everything in it.
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+/// Waits until `unshare` has forked dind-init and returns its pid; when
+/// `unshare` is already gone (dind-init exited at once), the pid no longer
+/// matters and `unshare`'s own is returned.
+fn find_child(unshare: &mut Child) -> Pid {
+    let parent = unshare.id() as i32;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let children = fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children.split_whitespace().next() {
+            return Pid::from_raw(pid.parse().unwrap());
+        }
+        if unshare.try_wait().unwrap().is_some() {
+            return Pid::from_raw(parent);
+        }
+        assert!(Instant::now() < deadline, "unshare never started dind-init");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A process as seen from the host.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// State letter of `/proc/PID/stat`; `Z` for a zombie.
+    pub state: char,
+    pub cmdline: String,
+}
+
+/// Every descendant of `root`, read from `/proc/PID/task/*/children`.
+pub fn descendants(root: i32) -> Vec<Process> {
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(parent) = queue.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for pid in children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok())
+            {
+                queue.push(pid);
+                let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    continue;
+                };
+                let state = stat[stat.rfind(')').unwrap_or(0) + 1..]
+                    .trim_start()
+                    .chars()
+                    .next()
+                    .unwrap_or('?');
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string();
+                found.push(Process { state, cmdline });
+            }
+        }
+    }
+    found
+}
+
+/// Polls `condition` until it holds, failing after [`WAIT`] with `what`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

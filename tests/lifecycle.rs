@@ -1,0 +1,313 @@
+use std::fs;
+
+use nix::sys::signal::Signal;
+
+use crate::harness::{Sandbox, wait_until};
+
+/// A script whose start leaves a daemon in the background and whose stop
+/// ends it and waits for it, as a well-behaved init.d script does.
+fn daemon_script(sandbox: &Sandbox, name: &str) {
+    let pidfile = sandbox.path(&format!("{name}.pid"));
+    let log = sandbox.path("order.log");
+    sandbox.script(
+        name,
+        &format!(
+            r#"echo "$(basename "$0") $1" >> {log}
+case "$1" in
+start) sleep 1000 & echo $! > {pidfile} ;;
+stop) pid=$(cat {pidfile}); kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done ;;
+esac"#,
+            log = log.display(),
+            pidfile = pidfile.display()
+        ),
+    );
+}
+
+fn starts(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| format!("{n} start")).collect()
+}
+
+fn stops_reversed(names: &[&str]) -> Vec<String> {
+    names.iter().rev().map(|n| format!("{n} stop")).collect()
+}
+
+#[test]
+fn sigusr1_stops_in_reverse_and_a_second_one_is_ignored() {
+    let sandbox = Sandbox::new("quiesce-signal");
+    sandbox.recording_script("10-a.sh");
+    daemon_script(&sandbox, "20-daemon.sh");
+    sandbox.recording_script("30-c.sh");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 3 script(s) started");
+
+    init.signal(Signal::SIGUSR1);
+    let status = sandbox.wait_phase("quiesced");
+    let names = ["10-a.sh", "20-daemon.sh", "30-c.sh"];
+    assert_eq!(
+        sandbox.order(),
+        [starts(&names), stops_reversed(&names)].concat()
+    );
+    assert_eq!(status["commit_safe"], true);
+    assert_eq!(status["strays"].as_array().unwrap().len(), 0);
+    assert_eq!(status["quiesces"][0]["commit_safe"], true);
+    assert!(
+        status["scripts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "stopped")
+    );
+    assert_eq!(init.processes().len(), 0, "{:?}", init.processes());
+
+    init.signal(Signal::SIGUSR1);
+    init.wait_for_line("already quiesced; nothing to do");
+    assert_eq!(sandbox.order().len(), 6);
+    assert_eq!(sandbox.status()["phase"], "quiesced");
+}
+
+#[test]
+fn quiesce_and_resume_commands_are_synchronous() {
+    let sandbox = Sandbox::new("quiesce-command");
+    sandbox.recording_script("10-a.sh");
+    daemon_script(&sandbox, "20-daemon.sh");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 2 script(s) started");
+    let names = ["10-a.sh", "20-daemon.sh"];
+
+    let quiesce = sandbox.client(&["quiesce"]);
+    assert_eq!(
+        quiesce.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&quiesce.stderr)
+    );
+    assert!(String::from_utf8_lossy(&quiesce.stdout).contains("safe to docker commit"));
+    // Synchronous: the answer came after the stops, nothing is left to wait for.
+    assert_eq!(
+        sandbox.order(),
+        [starts(&names), stops_reversed(&names)].concat()
+    );
+    assert_eq!(sandbox.status()["phase"], "quiesced");
+    // A quiesced container is not healthy: status exits 1.
+    assert_eq!(sandbox.client(&["status"]).status.code(), Some(1));
+
+    let resume = sandbox.client(&["resume"]);
+    assert_eq!(
+        resume.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resume.stderr)
+    );
+    let status = sandbox.status();
+    assert_eq!(status["phase"], "running");
+    assert_eq!(status["healthy"], true);
+    assert_eq!(status["scripts"][1]["state"], "started");
+    assert_eq!(sandbox.client(&["status"]).status.code(), Some(0));
+
+    // Resume by SIGUSR2 after another quiesce; a resume while running is refused.
+    assert_eq!(sandbox.client(&["quiesce"]).status.code(), Some(0));
+    init.signal(Signal::SIGUSR2);
+    sandbox.wait_phase("running");
+    assert_eq!(
+        sandbox.order(),
+        [
+            starts(&names),
+            stops_reversed(&names),
+            starts(&names),
+            stops_reversed(&names),
+            starts(&names)
+        ]
+        .concat()
+    );
+    let refused = sandbox.client(&["resume"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("nothing to resume: phase is running")
+    );
+}
+
+#[test]
+fn a_stray_process_makes_the_quiesce_unsafe_and_is_reported() {
+    let sandbox = Sandbox::new("stray");
+    sandbox.script("10-leaky.sh", "if [ \"$1\" = start ]; then sleep 1007 & fi");
+    let init = sandbox.start(&["--settle", "0.2"]);
+    init.wait_for_line("running: 1 script(s) started");
+    wait_until("the leaked sleep runs", || {
+        init.processes().iter().any(|p| p.cmdline == "sleep 1007")
+    });
+
+    let quiesce = sandbox.client(&["quiesce"]);
+    assert_eq!(quiesce.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&quiesce.stderr);
+    assert!(
+        stderr.contains("NOT safe to commit") && stderr.contains("sleep 1007"),
+        "{stderr}"
+    );
+    let status = sandbox.status();
+    assert_eq!(status["commit_safe"], false);
+    assert_eq!(status["strays"][0]["command"], "sleep 1007");
+    init.wait_for_line("quiesced but NOT safe to commit");
+}
+
+#[test]
+fn sigusr1_during_start_finishes_the_script_in_flight_then_stops_it() {
+    let sandbox = Sandbox::new("quiesce-during-start");
+    let release = sandbox.path("release");
+    let log = sandbox.path("order.log");
+    sandbox.script(
+        "10-slow.sh",
+        &format!(
+            r#"echo "$(basename "$0") $1" >> {log}
+if [ "$1" = start ]; then echo waiting; while [ ! -e {release} ]; do sleep 0.01; done; fi"#,
+            log = log.display(),
+            release = release.display()
+        ),
+    );
+    sandbox.recording_script("20-later.sh");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("[10-slow.sh] waiting");
+    init.signal(Signal::SIGUSR1);
+    init.wait_for_line("finishing the script in flight");
+    fs::write(&release, "").unwrap();
+
+    let status = sandbox.wait_phase("quiesced");
+    assert_eq!(sandbox.order(), ["10-slow.sh start", "10-slow.sh stop"]);
+    assert_eq!(status["scripts"][0]["state"], "stopped");
+    assert_eq!(status["scripts"][1]["state"], "pending");
+    assert_eq!(status["commit_safe"], true);
+}
+
+#[test]
+fn sigterm_runs_the_stops_in_reverse_and_exits_zero() {
+    let sandbox = Sandbox::new("shutdown");
+    sandbox.recording_script("10-a.sh");
+    daemon_script(&sandbox, "20-daemon.sh");
+    sandbox.recording_script("30-c.sh");
+    let mut init = sandbox.start(&[]);
+    init.wait_for_line("running: 3 script(s) started");
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 0);
+    let names = ["10-a.sh", "20-daemon.sh", "30-c.sh"];
+    assert_eq!(
+        sandbox.order(),
+        [starts(&names), stops_reversed(&names)].concat()
+    );
+    let log = init.log();
+    assert!(
+        !log.contains("remaining process"),
+        "the stops ended everything:\n{log}"
+    );
+}
+
+#[test]
+fn sigterm_after_a_quiesce_does_not_stop_twice() {
+    let sandbox = Sandbox::new("shutdown-quiesced");
+    sandbox.recording_script("10-a.sh");
+    let mut init = sandbox.start(&[]);
+    init.wait_for_line("running: 1 script(s) started");
+    assert_eq!(sandbox.client(&["quiesce"]).status.code(), Some(0));
+    init.signal(Signal::SIGINT);
+    assert_eq!(init.wait_exit(), 0);
+    assert_eq!(sandbox.order(), ["10-a.sh start", "10-a.sh stop"]);
+}
+
+#[test]
+fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let sandbox = Sandbox::new("stubborn");
+    let ready = sandbox.path("ready");
+    sandbox.script(
+        "10-stubborn.sh",
+        &format!(
+            "if [ \"$1\" = start ]; then (trap '' TERM; touch {ready}; exec sleep 1003) & fi",
+            ready = ready.display()
+        ),
+    );
+    let mut init = sandbox.start(&["--grace", "1"]);
+    init.wait_for_line("running: 1 script(s) started");
+    wait_until("the stubborn process ignores SIGTERM", || ready.exists());
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 0);
+    let log = init.log();
+    assert!(
+        log.contains("sending SIGTERM to 1 remaining process(es)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("still running after the 1.0s grace period, sending SIGKILL")
+            && log.contains("sleep 1003"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_second_sigterm_skips_the_stops_and_kills() {
+    let sandbox = Sandbox::new("second-sigterm");
+    sandbox.script(
+        "10-hangs-on-stop.sh",
+        "[ \"$1\" = stop ] && exec sleep 1004\ntrue",
+    );
+    sandbox.recording_script("20-b.sh");
+    let mut init = sandbox.start(&[]);
+    init.wait_for_line("running: 2 script(s) started");
+    init.signal(Signal::SIGTERM);
+    init.wait_for_line("10-hangs-on-stop.sh stop (pid");
+    init.signal(Signal::SIGTERM);
+    assert_eq!(
+        init.wait_exit(),
+        1,
+        "a stop that had to be killed is a failed stop"
+    );
+    let log = init.log();
+    assert!(
+        log.contains("second SIGTERM: skipping the remaining stops"),
+        "{log}"
+    );
+    assert!(
+        log.contains("interrupting 10-hangs-on-stop.sh stop: sending SIGKILL"),
+        "{log}"
+    );
+    assert_eq!(sandbox.order(), ["20-b.sh start", "20-b.sh stop"]);
+}
+
+#[test]
+fn sigterm_during_a_start_interrupts_it_and_still_stops_it() {
+    let sandbox = Sandbox::new("shutdown-during-start");
+    sandbox.recording_script("10-a.sh");
+    let log = sandbox.path("order.log");
+    sandbox.script(
+        "20-forever.sh",
+        &format!(
+            "echo \"$(basename \"$0\") $1\" >> {log}\n[ \"$1\" = start ] && echo waiting && exec sleep 1005\ntrue",
+            log = log.display()
+        ),
+    );
+    sandbox.recording_script("30-never.sh");
+    let mut init = sandbox.start(&[]);
+    init.wait_for_line("[20-forever.sh] waiting");
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 0);
+    init.wait_for_line("interrupting 20-forever.sh start: sending SIGTERM");
+    assert_eq!(
+        sandbox.order(),
+        [
+            "10-a.sh start",
+            "20-forever.sh start",
+            "20-forever.sh stop",
+            "10-a.sh stop"
+        ]
+    );
+}
+
+#[test]
+fn status_wait_times_out_with_a_reason() {
+    let sandbox = Sandbox::new("wait-timeout");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 0 script(s) started");
+    let output = sandbox.client(&["status", "--wait", "quiesced", "--timeout", "0.3"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("timed out after 0.3s waiting for phase quiesced; phase is running"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,20 @@
+//! Integration tests: dind-init run for real as PID 1 of a fresh PID
+//! namespace (`unshare --fork --pid --mount-proc`), driven by signals and by
+//! its own client over the control socket.
+
+mod harness;
+
+/// The control socket: status JSON, garbage, stale and busy sockets.
+mod control;
+/// Which files of init.d run, in which order, and what a script is given.
+mod discovery;
+/// Failing and hanging scripts, the start-failure policies.
+mod failures;
+/// Quiesce, resume and shutdown: stops in reverse, phases, signals.
+mod lifecycle;
+/// The main command after `--`: exit codes and signal forwarding.
+mod main_command;
+/// Orphaned zombies are reaped and never steal a waited-for status.
+mod reaping;
+/// The state file across boots: boot count and restored boots.
+mod restore;
