@@ -18,3 +18,5 @@ mod main_command;
 mod reaping;
 /// The state file across boots: boot count and restored boots.
 mod restore;
+/// The scripts of init.d-examples/, run as a user would run them.
+mod examples;
