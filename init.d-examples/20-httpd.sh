@@ -4,7 +4,7 @@
 #
 # start: launches busybox httpd in the foreground mode (-f) but backgrounded
 #        by the shell, so $! is the daemon itself; records its pid; waits
-#        until it answers (a bounded readiness check, not a blind sleep).
+#        until its port listens (a bounded readiness check, not a blind sleep).
 # stop:  SIGTERM, then waits for the process to be gone (PID 1 reaps it),
 #        SIGKILL after HTTPD_STOP_WAIT tenths of a second; removes the pidfile.
 #        Waiting matters: dind-init checks for stray processes right after
@@ -28,11 +28,12 @@ start)
     mkdir -p "$root" "$(dirname "$pidfile")"
     busybox httpd -f -p "127.0.0.1:$port" -h "$root" &
     echo $! > "$pidfile"
+    listening=$(printf ':%04X 00000000:0000 0A' "$port")
     tries=0
-    until busybox wget -q -O /dev/null "http://127.0.0.1:$port/" 2>/dev/null; do
+    until grep -q "$listening" /proc/net/tcp; do
         tries=$((tries + 1))
         if [ "$tries" -ge 100 ] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-            echo "httpd did not answer on port $port" >&2
+            echo "httpd did not listen on port $port" >&2
             exit 1
         fi
         sleep 0.1

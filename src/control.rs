@@ -320,7 +320,7 @@ pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Respo
         .map_err(protocol)?;
     if answer.is_empty() {
         return Err(ClientError::Protocol(format!(
-            "control socket {}: closed without an answer",
+            "control socket {}: closed without an answer (did dind-init exit?)",
             socket.display()
         )));
     }

@@ -20,3 +20,5 @@ mod reaping;
 mod restore;
 /// The scripts of init.d-examples/, run as a user would run them.
 mod examples;
+/// The real Docker engine: images, commit and restore, staged Makefiles.
+mod docker;

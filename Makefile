@@ -1,0 +1,35 @@
+# The two commands a newcomer needs (README):
+#   make example   build the static binary and the example images, run the example
+#   make test      everything CI checks: lint, unit, PID-namespace and Docker tests
+MUSL_TARGET := x86_64-unknown-linux-musl
+BIN := target/$(MUSL_TARGET)/release/dind-init
+
+.PHONY: build base images example test lint figures
+
+build:
+	cargo build --release --locked --target $(MUSL_TARGET)
+	@file $(BIN) | grep -q 'statically linked' || { file $(BIN); echo "$(BIN) is not statically linked" >&2; exit 1; }
+	@echo "static binary: $(BIN) ($$(stat -c %s $(BIN)) bytes)"
+
+# Rebuilt every time, so the images always carry the binary just built.
+base: build
+	docker/build-base.sh
+
+images: base
+	$(MAKE) -C docker/stages/10-service image
+	$(MAKE) -C docker/stages/30-deposit image
+
+example: images
+	docker/example.sh
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+# The Docker end-to-end tests are #[ignore]d in a bare `cargo test` (they
+# need the engine and the base image); here they run with everything else.
+test: lint base
+	cargo test --locked -- --include-ignored
+
+figures: images
+	docker/figures.sh

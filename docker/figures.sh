@@ -1,0 +1,40 @@
+#!/bin/sh
+# Figures for the README: a full fresh setup of the example stack against a
+# restore of its committed image, and the image size of each stage.
+# Needs the images of `make images`. Prints a Markdown table.
+set -eu
+
+repo=${REPO:-dind-init-example}
+runs=${RUNS:-5}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# Milliseconds from `docker run` until dind-init reports phase running.
+time_to_running() {
+    began=$(now_ms)
+    container=$(docker run -d "$@")
+    docker exec "$container" dind-init status --wait running --timeout 900 >/dev/null
+    took=$(( $(now_ms) - began ))
+    docker rm -f "$container" >/dev/null
+    echo "$took"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+deploy_ms=$(time_to_running "$repo/20-deploy:tmp")
+deposit_ms=$(time_to_running "$repo/30-deposit:tmp")
+restore_ms=$(for _ in $(seq "$runs"); do time_to_running "$repo/30-deposit:latest"; done | median)
+
+size_mb() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1000000 }'; }
+top_layer() { docker history --format '{{.Size}}' "$1" | head -n 1; }
+
+echo "| what | figure |"
+echo "|---|---|"
+echo "| fresh setup: stage 20 deploy (run to ready) | ${deploy_ms} ms |"
+echo "| fresh setup: stage 30 deposit on top (run to ready) | ${deposit_ms} ms |"
+echo "| fresh setup total | $(( deploy_ms + deposit_ms )) ms |"
+echo "| restore of the committed stage 30 image to ready (median of $runs) | ${restore_ms} ms |"
+echo "| image dind-init/base | $(size_mb dind-init/base:latest) |"
+for stage in 10-service 20-deploy 30-deposit; do
+    echo "| image $stage (last layer: $(top_layer "$repo/$stage:latest")) | $(size_mb "$repo/$stage:latest") |"
+done

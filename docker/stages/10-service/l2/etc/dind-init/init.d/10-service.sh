@@ -1,0 +1,1 @@
+../../../../../../../init.d-examples/20-httpd.sh

@@ -1,0 +1,355 @@
+//! End-to-end tests against the real Docker engine: the images users run,
+//! `docker exec` status, `docker kill -s USR1`, `docker commit`, `docker
+//! stop`, HEALTHCHECK, non-root runs and the staged Makefiles.
+//!
+//! They are `#[ignore]`d in a bare `cargo test` (visible in its count of
+//! ignored tests) because they need an engine and the base image that
+//! `make base` builds; `make test` (the README's test command, run by CI)
+//! builds it and runs them. With no reachable engine they fail, loudly.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::wait_until;
+
+const BASE_IMAGE: &str = "dind-init/base:latest";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `docker ARGS`, returning its output whatever the exit code.
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().expect("cannot run the docker client")
+}
+
+/// Runs `docker ARGS` and returns its trimmed stdout; fails the test if it fails.
+fn docker_ok(args: &[&str]) -> String {
+    let output = docker(args);
+    assert!(
+        output.status.success(),
+        "docker {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+fn require_engine() {
+    let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
+    assert!(
+        info.status.success(),
+        "no Docker engine reachable ({}); these tests need one",
+        String::from_utf8_lossy(&info.stderr).trim()
+    );
+    assert!(
+        docker(&["image", "inspect", BASE_IMAGE]).status.success(),
+        "image {BASE_IMAGE} is missing: run `make base` (or `make test`)"
+    );
+}
+
+fn unique(name: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// An image built FROM the base image with init.d scripts, removed on drop.
+struct TestImage {
+    tag: String,
+}
+
+impl TestImage {
+    /// `scripts`: (file name, shell body after the shebang).
+    fn build(name: &str, scripts: &[(&str, &str)], examples: bool) -> Self {
+        require_engine();
+        let tag = format!("dind-init-e2e/{}:latest", unique(name));
+        let context = std::env::temp_dir().join(unique("dind-init-e2e-context"));
+        let init_d = context.join("init.d");
+        fs::create_dir_all(&init_d).unwrap();
+        if examples {
+            for entry in fs::read_dir(repo_root().join("init.d-examples")).unwrap().flatten() {
+                fs::copy(entry.path(), init_d.join(entry.file_name())).unwrap();
+            }
+        }
+        for (file, body) in scripts {
+            let path = init_d.join(file);
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::write(context.join("Dockerfile"), format!("FROM {BASE_IMAGE}\nCOPY init.d/ /etc/dind-init/init.d/\n")).unwrap();
+        docker_ok(&["build", "-q", "-t", &tag, context.to_str().unwrap()]);
+        fs::remove_dir_all(&context).unwrap();
+        TestImage { tag }
+    }
+}
+
+impl Drop for TestImage {
+    fn drop(&mut self) {
+        let _ = docker(&["rmi", "-f", &self.tag]);
+    }
+}
+
+/// A container, removed with `docker rm -f` on drop.
+struct Container {
+    id: String,
+}
+
+impl Container {
+    fn run(image: &str, flags: &[&str]) -> Self {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.push(image);
+        Container { id: docker_ok(&args) }
+    }
+
+    fn exec(&self, command: &[&str]) -> Output {
+        let mut args = vec!["exec", self.id.as_str()];
+        args.extend_from_slice(command);
+        docker(&args)
+    }
+
+    fn exec_ok(&self, command: &[&str]) -> String {
+        let mut args = vec!["exec", self.id.as_str()];
+        args.extend_from_slice(command);
+        docker_ok(&args)
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.exec_ok(&["dind-init", "status", "--json"])).unwrap()
+    }
+
+    fn wait_phase(&self, phase: &str) -> Value {
+        let output = self.exec(&["dind-init", "status", "--json", "--wait", phase, "--timeout", "60"]);
+        assert!(output.status.success(), "phase {phase} not reached: {}\n{}", String::from_utf8_lossy(&output.stderr), self.logs());
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let output = docker(&["logs", &self.id]);
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    }
+
+    fn inspect(&self, format: &str) -> String {
+        docker_ok(&["inspect", "-f", format, &self.id])
+    }
+
+    /// Waits for the container to stop by itself and returns its exit code.
+    fn wait_exit(&self) -> i32 {
+        docker_ok(&["wait", &self.id]).parse().unwrap()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.id]);
+    }
+}
+
+fn script_names(status: &Value) -> Vec<(String, String)> {
+    status["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn checksum(container: &Container, dir: &str) -> String {
+    container.exec_ok(&["sh", "-c", &format!("cd {dir} && find . -type f | sort | xargs md5sum | md5sum")])
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn status_shows_every_script_started() {
+    let image = TestImage::build("status", &[], true);
+    let container = Container::run(&image.tag, &[]);
+    let status = container.wait_phase("running");
+    assert_eq!(status["pid"], 1);
+    assert_eq!(
+        script_names(&status),
+        [("10-seed-data.sh".into(), "started".into()), ("20-httpd.sh".into(), "started".into())]
+    );
+    let table = container.exec_ok(&["dind-init", "status"]);
+    assert!(table.contains("running (healthy)") && table.contains("20-httpd.sh"), "{table}");
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
+    let image = TestImage::build("commit", &[], true);
+    let container = Container::run(&image.tag, &[]);
+    container.wait_phase("running");
+    container.exec_ok(&["sh", "-c", "head -c 3000000 /dev/urandom > /srv/www/blob.bin && echo written-after-boot > /srv/www/late.txt"]);
+    let before = checksum(&container, "/srv/www");
+
+    docker_ok(&["kill", "-s", "USR1", &container.id]);
+    let status = container.wait_phase("quiesced");
+    assert_eq!(status["commit_safe"], true, "{}", container.logs());
+    let committed = format!("dind-init-e2e/{}:latest", unique("committed"));
+    docker_ok(&["commit", &container.id, &committed]);
+    drop(container);
+
+    let restored = Container::run(&committed, &[]);
+    let status = restored.wait_phase("running");
+    assert_eq!(status["boot"]["boot"], 2);
+    assert_eq!(status["boot"]["restored"], true);
+    assert_eq!(status["boot"]["restored_from_quiesce"], 1);
+    assert_eq!(checksum(&restored, "/srv/www"), before);
+    assert!(restored.logs().contains("restored=1): skipping"), "{}", restored.logs());
+    drop(restored);
+    let _ = docker(&["rmi", "-f", &committed]);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
+    require_engine();
+    let repo = unique("dind-init-e2e-stages");
+    let stage_30 = repo_root().join("docker/stages/30-deposit");
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(&stage_30)
+        .arg("image")
+        .arg(format!("REPO={repo}"))
+        .arg("RUN_FLAGS=-e DEPLOY_RECORDS=100 -e DEPOSIT_RECORDS=10")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "make image failed:\n{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+
+    let final_image = format!("{repo}/30-deposit:latest");
+    let container = Container::run(&final_image, &[]);
+    let status = container.wait_phase("running");
+    assert_eq!(status["boot"]["boot"], 3);
+    assert_eq!(status["boot"]["restored_from_quiesce"], 2);
+    assert_eq!(status["quiesces"].as_array().unwrap().len(), 2);
+    let summary = container.exec_ok(&["wget", "-qO-", "http://127.0.0.1:8080/cgi-bin/summary.cgi"]);
+    assert!(summary.contains("records 110"), "{summary}");
+    drop(container);
+
+    // A stage whose start leaves a process its stop does not end must not be committed.
+    let stage = std::env::temp_dir().join(unique("dind-init-e2e-leaky-stage"));
+    let init_d = stage.join("l2/etc/dind-init/init.d");
+    fs::create_dir_all(&init_d).unwrap();
+    fs::create_dir_all(stage.join("l1")).unwrap();
+    fs::write(stage.join("l1/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY l2/ /\n").unwrap();
+    let leaky = init_d.join("40-leaky.sh");
+    fs::write(&leaky, "#!/bin/sh\nif [ \"$1\" = start ]; then sleep 1000 & fi\n").unwrap();
+    fs::set_permissions(&leaky, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        stage.join("Makefile"),
+        format!(
+            "STAGE := 40-leaky\nBASE_STAGE :=\nNEEDS_COMMIT := yes\ninclude {}\n",
+            repo_root().join("docker/common.mk").display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new("make").arg("-C").arg(&stage).arg("image").arg(format!("REPO={repo}")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "an unsafe quiesce was committed");
+    assert!(stderr.contains("quiesce did not report commit-safe: not committing") && stderr.contains("sleep 1000"), "{stderr}");
+    assert!(!docker(&["image", "inspect", &format!("{repo}/40-leaky:latest")]).status.success());
+    let leftovers = docker_ok(&["ps", "-aq", "--filter", &format!("ancestor={repo}/40-leaky:tmp")]);
+    assert_eq!(leftovers, "", "the commit target left its container behind");
+
+    fs::remove_dir_all(&stage).unwrap();
+    for stage in ["10-service:tmp", "10-service:latest", "20-deploy:tmp", "20-deploy:latest", "30-deposit:tmp", "30-deposit:latest", "40-leaky:tmp"] {
+        let _ = docker(&["rmi", "-f", &format!("{repo}/{stage}")]);
+    }
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_stop_runs_the_stops_and_exits_zero() {
+    let image = TestImage::build("stop", &[], true);
+    let container = Container::run(&image.tag, &[]);
+    container.wait_phase("running");
+    // Docker would SIGKILL after 30 s and report 137; dind-init must be done long before.
+    docker_ok(&["stop", "-t", "30", &container.id]);
+    assert_eq!(container.inspect("{{.State.ExitCode}}"), "0", "{}", container.logs());
+    let logs = container.logs();
+    assert!(logs.contains("[20-httpd.sh] httpd stopped") && logs.contains("shutdown complete: exiting with code 0"), "{logs}");
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_stop_of_a_service_ignoring_sigterm_ends_after_dind_inits_grace() {
+    let image = TestImage::build(
+        "stubborn",
+        &[("10-stubborn.sh", "if [ \"$1\" = start ]; then (trap '' TERM; exec sleep 1000) & fi")],
+        false,
+    );
+    let container = Container::run(&image.tag, &["-e", "DIND_INIT_GRACE=1"]);
+    container.wait_phase("running");
+    let began = Instant::now();
+    docker_ok(&["stop", "-t", "30", &container.id]);
+    let took = began.elapsed();
+    assert_eq!(container.inspect("{{.State.ExitCode}}"), "0", "{}", container.logs());
+    let logs = container.logs();
+    assert!(logs.contains("still running after the 1.0s grace period, sending SIGKILL"), "{logs}");
+    // Not a speed check: it tells dind-init's grace (1 s) from Docker's (30 s).
+    assert!(took < Duration::from_secs(20), "docker stop took {took:?}: Docker had to kill it");
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn zombies_made_inside_the_container_are_reaped() {
+    let image = TestImage::build("zombies", &[], false);
+    let container = Container::run(&image.tag, &[]);
+    container.wait_phase("running");
+    container.exec_ok(&["sh", "-c", "i=0; while [ $i -lt 200 ]; do (sleep 0.01 &); i=$((i+1)); done"]);
+    wait_until("no zombie is left in the container", || {
+        let ps = container.exec_ok(&["ps", "-o", "stat,comm"]);
+        !ps.lines().skip(1).any(|l| l.trim_start().starts_with('Z'))
+    });
+    let ps = container.exec_ok(&["ps", "-o", "pid,comm"]);
+    assert_eq!(ps.lines().skip(1).filter(|l| !l.contains("ps")).count(), 1, "only dind-init is left:\n{ps}");
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_healthcheck_with_dind_init_status_reports_healthy() {
+    let image = TestImage::build("health", &[], true);
+    let container = Container::run(&image.tag, &["--health-cmd", "dind-init status", "--health-interval", "1s", "--health-retries", "30"]);
+    container.wait_phase("running");
+    wait_until("docker reports the container healthy", || container.inspect("{{.State.Health.Status}}") == "healthy");
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn the_image_runs_as_a_non_root_user() {
+    let image = TestImage::build("nonroot", &[], true);
+    let container = Container::run(
+        &image.tag,
+        &["-u", "1000:1000", "-e", "SEED_DATA_DIR=/tmp/www", "-e", "HTTPD_ROOT=/tmp/www", "-e", "HTTPD_PIDFILE=/tmp/httpd.pid"],
+    );
+    let status = container.wait_phase("running");
+    assert_eq!(status["healthy"], true);
+    let quiesce = container.exec(&["dind-init", "quiesce"]);
+    assert!(quiesce.status.success(), "{}", String::from_utf8_lossy(&quiesce.stderr));
+    let owner = container.exec_ok(&["stat", "-c", "%u:%g %a", "/var/lib/dind-init/state.json", "/run/dind-init/control.sock"]);
+    assert_eq!(owner.lines().collect::<Vec<_>>(), ["1000:1000 644", "1000:1000 600"]);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_broken_script_ends_the_container_with_its_name_and_reason() {
+    let failing = TestImage::build("broken", &[("10-broken.sh", "echo about to fail; exit 1")], false);
+    let container = Container::run(&failing.tag, &[]);
+    assert_eq!(container.wait_exit(), 3);
+    let logs = container.logs();
+    assert!(logs.contains("[10-broken.sh] about to fail"), "{logs}");
+    assert!(logs.contains("10-broken.sh start failed: exited with code 1"), "{logs}");
+
+    let hanging = TestImage::build("hanging", &[("10-hangs.sh", "[ \"$1\" = start ] && exec sleep 1000\ntrue")], false);
+    let container = Container::run(&hanging.tag, &["-e", "DIND_INIT_START_TIMEOUT=1"]);
+    assert_eq!(container.wait_exit(), 3);
+    let logs = container.logs();
+    assert!(logs.contains("10-hangs.sh start timed out after 1.0s: killing its process group"), "{logs}");
+}
