@@ -26,7 +26,10 @@ fn repo_root() -> PathBuf {
 
 /// Runs `docker ARGS`, returning its output whatever the exit code.
 fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().expect("cannot run the docker client")
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("cannot run the docker client")
 }
 
 /// Runs `docker ARGS` and returns its trimmed stdout; fails the test if it fails.
@@ -57,7 +60,11 @@ fn require_engine() {
 
 fn unique(name: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!("{name}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// An image built FROM the base image with init.d scripts, removed on drop.
@@ -74,7 +81,10 @@ impl TestImage {
         let init_d = context.join("init.d");
         fs::create_dir_all(&init_d).unwrap();
         if examples {
-            for entry in fs::read_dir(repo_root().join("init.d-examples")).unwrap().flatten() {
+            for entry in fs::read_dir(repo_root().join("init.d-examples"))
+                .unwrap()
+                .flatten()
+            {
                 fs::copy(entry.path(), init_d.join(entry.file_name())).unwrap();
             }
         }
@@ -83,7 +93,11 @@ impl TestImage {
             fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        fs::write(context.join("Dockerfile"), format!("FROM {BASE_IMAGE}\nCOPY init.d/ /etc/dind-init/init.d/\n")).unwrap();
+        fs::write(
+            context.join("Dockerfile"),
+            format!("FROM {BASE_IMAGE}\nCOPY init.d/ /etc/dind-init/init.d/\n"),
+        )
+        .unwrap();
         docker_ok(&["build", "-q", "-t", &tag, context.to_str().unwrap()]);
         fs::remove_dir_all(&context).unwrap();
         TestImage { tag }
@@ -106,7 +120,9 @@ impl Container {
         let mut args = vec!["run", "-d"];
         args.extend_from_slice(flags);
         args.push(image);
-        Container { id: docker_ok(&args) }
+        Container {
+            id: docker_ok(&args),
+        }
     }
 
     fn exec(&self, command: &[&str]) -> Output {
@@ -126,14 +142,31 @@ impl Container {
     }
 
     fn wait_phase(&self, phase: &str) -> Value {
-        let output = self.exec(&["dind-init", "status", "--json", "--wait", phase, "--timeout", "60"]);
-        assert!(output.status.success(), "phase {phase} not reached: {}\n{}", String::from_utf8_lossy(&output.stderr), self.logs());
+        let output = self.exec(&[
+            "dind-init",
+            "status",
+            "--json",
+            "--wait",
+            phase,
+            "--timeout",
+            "60",
+        ]);
+        assert!(
+            output.status.success(),
+            "phase {phase} not reached: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.logs()
+        );
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
     fn logs(&self) -> String {
         let output = docker(&["logs", &self.id]);
-        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
     }
 
     fn inspect(&self, format: &str) -> String {
@@ -157,12 +190,21 @@ fn script_names(status: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["name"].as_str().unwrap().to_string(), s["state"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 fn checksum(container: &Container, dir: &str) -> String {
-    container.exec_ok(&["sh", "-c", &format!("cd {dir} && find . -type f | sort | xargs md5sum | md5sum")])
+    container.exec_ok(&[
+        "sh",
+        "-c",
+        &format!("cd {dir} && find . -type f | sort | xargs md5sum | md5sum"),
+    ])
 }
 
 #[test]
@@ -174,10 +216,16 @@ fn status_shows_every_script_started() {
     assert_eq!(status["pid"], 1);
     assert_eq!(
         script_names(&status),
-        [("10-seed-data.sh".into(), "started".into()), ("20-httpd.sh".into(), "started".into())]
+        [
+            ("10-seed-data.sh".into(), "started".into()),
+            ("20-httpd.sh".into(), "started".into())
+        ]
     );
     let table = container.exec_ok(&["dind-init", "status"]);
-    assert!(table.contains("running (healthy)") && table.contains("20-httpd.sh"), "{table}");
+    assert!(
+        table.contains("running (healthy)") && table.contains("20-httpd.sh"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -202,7 +250,11 @@ fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
     assert_eq!(status["boot"]["restored"], true);
     assert_eq!(status["boot"]["restored_from_quiesce"], 1);
     assert_eq!(checksum(&restored, "/srv/www"), before);
-    assert!(restored.logs().contains("restored=1): skipping"), "{}", restored.logs());
+    assert!(
+        restored.logs().contains("restored=1): skipping"),
+        "{}",
+        restored.logs()
+    );
     drop(restored);
     let _ = docker(&["rmi", "-f", &committed]);
 }
@@ -221,7 +273,12 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
         .arg("RUN_FLAGS=-e DEPLOY_RECORDS=100 -e DEPOSIT_RECORDS=10")
         .output()
         .unwrap();
-    assert!(output.status.success(), "make image failed:\n{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "make image failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let final_image = format!("{repo}/30-deposit:latest");
     let container = Container::run(&final_image, &[]);
@@ -238,9 +295,17 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
     let init_d = stage.join("l2/etc/dind-init/init.d");
     fs::create_dir_all(&init_d).unwrap();
     fs::create_dir_all(stage.join("l1")).unwrap();
-    fs::write(stage.join("l1/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY l2/ /\n").unwrap();
+    fs::write(
+        stage.join("l1/Dockerfile"),
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY l2/ /\n",
+    )
+    .unwrap();
     let leaky = init_d.join("40-leaky.sh");
-    fs::write(&leaky, "#!/bin/sh\nif [ \"$1\" = start ]; then sleep 1000 & fi\n").unwrap();
+    fs::write(
+        &leaky,
+        "#!/bin/sh\nif [ \"$1\" = start ]; then sleep 1000 & fi\n",
+    )
+    .unwrap();
     fs::set_permissions(&leaky, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(
         stage.join("Makefile"),
@@ -250,16 +315,43 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
         ),
     )
     .unwrap();
-    let output = Command::new("make").arg("-C").arg(&stage).arg("image").arg(format!("REPO={repo}")).output().unwrap();
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(&stage)
+        .arg("image")
+        .arg(format!("REPO={repo}"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "an unsafe quiesce was committed");
-    assert!(stderr.contains("quiesce did not report commit-safe: not committing") && stderr.contains("sleep 1000"), "{stderr}");
-    assert!(!docker(&["image", "inspect", &format!("{repo}/40-leaky:latest")]).status.success());
-    let leftovers = docker_ok(&["ps", "-aq", "--filter", &format!("ancestor={repo}/40-leaky:tmp")]);
+    assert!(
+        stderr.contains("quiesce did not report commit-safe: not committing")
+            && stderr.contains("sleep 1000"),
+        "{stderr}"
+    );
+    assert!(
+        !docker(&["image", "inspect", &format!("{repo}/40-leaky:latest")])
+            .status
+            .success()
+    );
+    let leftovers = docker_ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("ancestor={repo}/40-leaky:tmp"),
+    ]);
     assert_eq!(leftovers, "", "the commit target left its container behind");
 
     fs::remove_dir_all(&stage).unwrap();
-    for stage in ["10-service:tmp", "10-service:latest", "20-deploy:tmp", "20-deploy:latest", "30-deposit:tmp", "30-deposit:latest", "40-leaky:tmp"] {
+    for stage in [
+        "10-service:tmp",
+        "10-service:latest",
+        "20-deploy:tmp",
+        "20-deploy:latest",
+        "30-deposit:tmp",
+        "30-deposit:latest",
+        "40-leaky:tmp",
+    ] {
         let _ = docker(&["rmi", "-f", &format!("{repo}/{stage}")]);
     }
 }
@@ -272,9 +364,18 @@ fn docker_stop_runs_the_stops_and_exits_zero() {
     container.wait_phase("running");
     // Docker would SIGKILL after 30 s and report 137; dind-init must be done long before.
     docker_ok(&["stop", "-t", "30", &container.id]);
-    assert_eq!(container.inspect("{{.State.ExitCode}}"), "0", "{}", container.logs());
+    assert_eq!(
+        container.inspect("{{.State.ExitCode}}"),
+        "0",
+        "{}",
+        container.logs()
+    );
     let logs = container.logs();
-    assert!(logs.contains("[20-httpd.sh] httpd stopped") && logs.contains("shutdown complete: exiting with code 0"), "{logs}");
+    assert!(
+        logs.contains("[20-httpd.sh] httpd stopped")
+            && logs.contains("shutdown complete: exiting with code 0"),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -282,7 +383,10 @@ fn docker_stop_runs_the_stops_and_exits_zero() {
 fn docker_stop_of_a_service_ignoring_sigterm_ends_after_dind_inits_grace() {
     let image = TestImage::build(
         "stubborn",
-        &[("10-stubborn.sh", "if [ \"$1\" = start ]; then (trap '' TERM; exec sleep 1000) & fi")],
+        &[(
+            "10-stubborn.sh",
+            "if [ \"$1\" = start ]; then (trap '' TERM; exec sleep 1000) & fi",
+        )],
         false,
     );
     let container = Container::run(&image.tag, &["-e", "DIND_INIT_GRACE=1"]);
@@ -290,11 +394,22 @@ fn docker_stop_of_a_service_ignoring_sigterm_ends_after_dind_inits_grace() {
     let began = Instant::now();
     docker_ok(&["stop", "-t", "30", &container.id]);
     let took = began.elapsed();
-    assert_eq!(container.inspect("{{.State.ExitCode}}"), "0", "{}", container.logs());
+    assert_eq!(
+        container.inspect("{{.State.ExitCode}}"),
+        "0",
+        "{}",
+        container.logs()
+    );
     let logs = container.logs();
-    assert!(logs.contains("still running after the 1.0s grace period, sending SIGKILL"), "{logs}");
+    assert!(
+        logs.contains("still running after the 1.0s grace period, sending SIGKILL"),
+        "{logs}"
+    );
     // Not a speed check: it tells dind-init's grace (1 s) from Docker's (30 s).
-    assert!(took < Duration::from_secs(20), "docker stop took {took:?}: Docker had to kill it");
+    assert!(
+        took < Duration::from_secs(20),
+        "docker stop took {took:?}: Docker had to kill it"
+    );
 }
 
 #[test]
@@ -303,22 +418,42 @@ fn zombies_made_inside_the_container_are_reaped() {
     let image = TestImage::build("zombies", &[], false);
     let container = Container::run(&image.tag, &[]);
     container.wait_phase("running");
-    container.exec_ok(&["sh", "-c", "i=0; while [ $i -lt 200 ]; do (sleep 0.01 &); i=$((i+1)); done"]);
+    container.exec_ok(&[
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 200 ]; do (sleep 0.01 &); i=$((i+1)); done",
+    ]);
     wait_until("no zombie is left in the container", || {
         let ps = container.exec_ok(&["ps", "-o", "stat,comm"]);
         !ps.lines().skip(1).any(|l| l.trim_start().starts_with('Z'))
     });
     let ps = container.exec_ok(&["ps", "-o", "pid,comm"]);
-    assert_eq!(ps.lines().skip(1).filter(|l| !l.contains("ps")).count(), 1, "only dind-init is left:\n{ps}");
+    assert_eq!(
+        ps.lines().skip(1).filter(|l| !l.contains("ps")).count(),
+        1,
+        "only dind-init is left:\n{ps}"
+    );
 }
 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn a_healthcheck_with_dind_init_status_reports_healthy() {
     let image = TestImage::build("health", &[], true);
-    let container = Container::run(&image.tag, &["--health-cmd", "dind-init status", "--health-interval", "1s", "--health-retries", "30"]);
+    let container = Container::run(
+        &image.tag,
+        &[
+            "--health-cmd",
+            "dind-init status",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "30",
+        ],
+    );
     container.wait_phase("running");
-    wait_until("docker reports the container healthy", || container.inspect("{{.State.Health.Status}}") == "healthy");
+    wait_until("docker reports the container healthy", || {
+        container.inspect("{{.State.Health.Status}}") == "healthy"
+    });
 }
 
 #[test]
@@ -327,29 +462,65 @@ fn the_image_runs_as_a_non_root_user() {
     let image = TestImage::build("nonroot", &[], true);
     let container = Container::run(
         &image.tag,
-        &["-u", "1000:1000", "-e", "SEED_DATA_DIR=/tmp/www", "-e", "HTTPD_ROOT=/tmp/www", "-e", "HTTPD_PIDFILE=/tmp/httpd.pid"],
+        &[
+            "-u",
+            "1000:1000",
+            "-e",
+            "SEED_DATA_DIR=/tmp/www",
+            "-e",
+            "HTTPD_ROOT=/tmp/www",
+            "-e",
+            "HTTPD_PIDFILE=/tmp/httpd.pid",
+        ],
     );
     let status = container.wait_phase("running");
     assert_eq!(status["healthy"], true);
     let quiesce = container.exec(&["dind-init", "quiesce"]);
-    assert!(quiesce.status.success(), "{}", String::from_utf8_lossy(&quiesce.stderr));
-    let owner = container.exec_ok(&["stat", "-c", "%u:%g %a", "/var/lib/dind-init/state.json", "/run/dind-init/control.sock"]);
-    assert_eq!(owner.lines().collect::<Vec<_>>(), ["1000:1000 644", "1000:1000 600"]);
+    assert!(
+        quiesce.status.success(),
+        "{}",
+        String::from_utf8_lossy(&quiesce.stderr)
+    );
+    let owner = container.exec_ok(&[
+        "stat",
+        "-c",
+        "%u:%g %a",
+        "/var/lib/dind-init/state.json",
+        "/run/dind-init/control.sock",
+    ]);
+    assert_eq!(
+        owner.lines().collect::<Vec<_>>(),
+        ["1000:1000 644", "1000:1000 600"]
+    );
 }
 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn a_broken_script_ends_the_container_with_its_name_and_reason() {
-    let failing = TestImage::build("broken", &[("10-broken.sh", "echo about to fail; exit 1")], false);
+    let failing = TestImage::build(
+        "broken",
+        &[("10-broken.sh", "echo about to fail; exit 1")],
+        false,
+    );
     let container = Container::run(&failing.tag, &[]);
     assert_eq!(container.wait_exit(), 3);
     let logs = container.logs();
     assert!(logs.contains("[10-broken.sh] about to fail"), "{logs}");
-    assert!(logs.contains("10-broken.sh start failed: exited with code 1"), "{logs}");
+    assert!(
+        logs.contains("10-broken.sh start failed: exited with code 1"),
+        "{logs}"
+    );
 
-    let hanging = TestImage::build("hanging", &[("10-hangs.sh", "[ \"$1\" = start ] && exec sleep 1000\ntrue")], false);
+    let hanging = TestImage::build(
+        "hanging",
+        &[("10-hangs.sh", "[ \"$1\" = start ] && exec sleep 1000\ntrue")],
+        false,
+    );
     let container = Container::run(&hanging.tag, &["-e", "DIND_INIT_START_TIMEOUT=1"]);
     assert_eq!(container.wait_exit(), 3);
     let logs = container.logs();
-    assert!(logs.contains("10-hangs.sh start timed out after 1.0s: killing its process group"), "{logs}");
+    assert!(
+        logs.contains("10-hangs.sh start timed out after 1.0s: killing its process group"),
+        "{logs}"
+    );
 }

@@ -7,7 +7,11 @@ use nix::sys::signal::Signal;
 use crate::harness::Sandbox;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -21,7 +25,10 @@ fn http_get(port: u16, path: &str) -> String {
 #[test]
 fn the_example_scripts_seed_once_serve_and_come_back_restored() {
     assert!(
-        std::process::Command::new("busybox").arg("true").status().is_ok_and(|s| s.success()),
+        std::process::Command::new("busybox")
+            .arg("true")
+            .status()
+            .is_ok_and(|s| s.success()),
         "the example scripts need busybox on PATH (apt-get install busybox-static)"
     );
     let sandbox = Sandbox::new("examples");
@@ -48,7 +55,12 @@ fn the_example_scripts_seed_once_serve_and_come_back_restored() {
     assert!(http_get(port, "/index.html").contains("seeded at boot 1"));
     assert!(http_get(port, "/record-20.txt").contains("record 20 of boot 1"));
     let quiesce = sandbox.client(&["quiesce"]);
-    assert_eq!(quiesce.status.code(), Some(0), "{}", String::from_utf8_lossy(&quiesce.stderr));
+    assert_eq!(
+        quiesce.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&quiesce.stderr)
+    );
     first.wait_for_line("[20-httpd.sh] httpd stopped");
     first.signal(Signal::SIGKILL);
     first.wait_exit();

@@ -8,6 +8,10 @@ mod harness;
 mod control;
 /// Which files of init.d run, in which order, and what a script is given.
 mod discovery;
+/// The real Docker engine: images, commit and restore, staged Makefiles.
+mod docker;
+/// The scripts of init.d-examples/, run as a user would run them.
+mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
@@ -18,7 +22,3 @@ mod main_command;
 mod reaping;
 /// The state file across boots: boot count and restored boots.
 mod restore;
-/// The scripts of init.d-examples/, run as a user would run them.
-mod examples;
-/// The real Docker engine: images, commit and restore, staged Makefiles.
-mod docker;
