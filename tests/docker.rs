@@ -137,10 +137,6 @@ impl Container {
         docker_ok(&args)
     }
 
-    fn status(&self) -> Value {
-        serde_json::from_str(&self.exec_ok(&["dind-init", "status", "--json"])).unwrap()
-    }
-
     fn wait_phase(&self, phase: &str) -> Value {
         let output = self.exec(&[
             "dind-init",
