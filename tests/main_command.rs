@@ -70,8 +70,13 @@ fn main_starts_after_the_starts_and_the_stops_run_after_it_exits() {
         .arg("--state")
         .arg(&sandbox.state)
         .args(["--", "sh", "-c", &script]);
-    let status = command.status().unwrap();
-    assert_eq!(status.code(), Some(4));
+    let output = command.output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(
         sandbox.order(),
         [
