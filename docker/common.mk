@@ -15,6 +15,9 @@
 #                its `image` is the committed container; no if `image` is
 #                simply its tmp-image
 #   RUN_FLAGS    extra `docker run` flags (e.g. --privileged for DinD)
+#   BASE_TAG     (first stage) the image it builds FROM; BASE_BUILD builds it
+#                when it is missing (default: docker/build-base.sh)
+#   PREPARE      targets to make before tmp-image (generated l2/ files)
 #
 # Targets:
 #   tmp-image  docker build of l1/Dockerfile, FROM the previous stage's image
@@ -26,9 +29,12 @@
 #   clean      remove the stage's images
 
 COMMON_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
-STAGES_DIR := $(COMMON_DIR)stages
+# Stages are sibling directories.
+STAGES_DIR ?= $(abspath $(CURDIR)/..)
 REPO ?= dind-init-example
 BASE_TAG ?= dind-init/base:latest
+BASE_BUILD ?= $(COMMON_DIR)build-base.sh $(BASE_TAG)
+PREPARE ?=
 TMP_IMAGE = $(REPO)/$(STAGE):tmp
 IMAGE = $(REPO)/$(STAGE):latest
 NEEDS_COMMIT ?= yes
@@ -49,14 +55,14 @@ endif
 
 base:
 ifeq ($(strip $(BASE_STAGE)),)
-	@docker image inspect $(BASE_TAG) >/dev/null 2>&1 || $(COMMON_DIR)build-base.sh $(BASE_TAG)
+	@docker image inspect $(BASE_TAG) >/dev/null 2>&1 || $(BASE_BUILD)
 else
 	$(MAKE) -C $(STAGES_DIR)/$(BASE_STAGE) $(BASE_KIND)
 endif
 
 # The context is sent as a tar with symlinks followed, so l2/ may link to
 # shared scripts (init.d-examples/) outside the stage directory.
-tmp-image: base
+tmp-image: base $(PREPARE)
 	tar -chf - -C . l1 l2 | docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) -f l1/Dockerfile -t $(TMP_IMAGE) - >/dev/null
 	@echo "built $(TMP_IMAGE) from $(BASE_IMAGE)"
 

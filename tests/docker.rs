@@ -20,12 +20,12 @@ use crate::harness::wait_until;
 
 const BASE_IMAGE: &str = "dind-init/base:latest";
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs `docker ARGS`, returning its output whatever the exit code.
-fn docker(args: &[&str]) -> Output {
+pub(crate) fn docker(args: &[&str]) -> Output {
     Command::new("docker")
         .args(args)
         .output()
@@ -33,7 +33,7 @@ fn docker(args: &[&str]) -> Output {
 }
 
 /// Runs `docker ARGS` and returns its trimmed stdout; fails the test if it fails.
-fn docker_ok(args: &[&str]) -> String {
+pub(crate) fn docker_ok(args: &[&str]) -> String {
     let output = docker(args);
     assert!(
         output.status.success(),
@@ -45,7 +45,7 @@ fn docker_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-fn require_engine() {
+pub(crate) fn require_engine() {
     let info = docker(&["info", "--format", "{{.ServerVersion}}"]);
     assert!(
         info.status.success(),
@@ -58,7 +58,7 @@ fn require_engine() {
     );
 }
 
-fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     format!(
         "{name}-{}-{}",
@@ -85,7 +85,10 @@ impl TestImage {
                 .unwrap()
                 .flatten()
             {
-                fs::copy(entry.path(), init_d.join(entry.file_name())).unwrap();
+                // init.d-examples/dind/ holds the docker-in-docker set, not for these images.
+                if entry.path().is_file() {
+                    fs::copy(entry.path(), init_d.join(entry.file_name())).unwrap();
+                }
             }
         }
         for (file, body) in scripts {
@@ -111,12 +114,12 @@ impl Drop for TestImage {
 }
 
 /// A container, removed with `docker rm -f` on drop.
-struct Container {
-    id: String,
+pub(crate) struct Container {
+    pub(crate) id: String,
 }
 
 impl Container {
-    fn run(image: &str, flags: &[&str]) -> Self {
+    pub(crate) fn run(image: &str, flags: &[&str]) -> Self {
         let mut args = vec!["run", "-d"];
         args.extend_from_slice(flags);
         args.push(image);
@@ -125,19 +128,19 @@ impl Container {
         }
     }
 
-    fn exec(&self, command: &[&str]) -> Output {
+    pub(crate) fn exec(&self, command: &[&str]) -> Output {
         let mut args = vec!["exec", self.id.as_str()];
         args.extend_from_slice(command);
         docker(&args)
     }
 
-    fn exec_ok(&self, command: &[&str]) -> String {
+    pub(crate) fn exec_ok(&self, command: &[&str]) -> String {
         let mut args = vec!["exec", self.id.as_str()];
         args.extend_from_slice(command);
         docker_ok(&args)
     }
 
-    fn wait_phase(&self, phase: &str) -> Value {
+    pub(crate) fn wait_phase(&self, phase: &str) -> Value {
         let output = self.exec(&[
             "dind-init",
             "status",
@@ -156,7 +159,7 @@ impl Container {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let output = docker(&["logs", &self.id]);
         format!(
             "{}{}",
@@ -165,7 +168,7 @@ impl Container {
         )
     }
 
-    fn inspect(&self, format: &str) -> String {
+    pub(crate) fn inspect(&self, format: &str) -> String {
         docker_ok(&["inspect", "-f", format, &self.id])
     }
 

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Builds the L2 base image offline: the Debian root file system with the
+# inner docker (build-rootfs.sh, cached) plus the static dind-init.
+#
+# usage: docker/dind/build-l2.sh [TAG]   (default dind-init/dind-l2:latest)
+# env:   DIND_INIT_BIN (default: the musl release build)
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$(dirname "$here")")
+tag=${1:-dind-init/dind-l2:latest}
+rootfs=dind-init/dind-rootfs:bookworm
+bin=${DIND_INIT_BIN:-$root/target/x86_64-unknown-linux-musl/release/dind-init}
+[ -x "$bin" ] || { echo "build-l2: no dind-init binary at $bin: run 'make build' first" >&2; exit 1; }
+
+"$here/build-rootfs.sh" "$rootfs"
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+cp "$here/l2/Dockerfile" "$context/Dockerfile"
+cp -L "$bin" "$context/dind-init"
+docker build -q --build-arg ROOTFS="$rootfs" -t "$tag" "$context" >/dev/null
+echo "built $tag"

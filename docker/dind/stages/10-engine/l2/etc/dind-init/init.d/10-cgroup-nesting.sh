@@ -1,0 +1,1 @@
+../../../../../../../../init.d-examples/dind/10-cgroup-nesting.sh

@@ -1,0 +1,1 @@
+../../../../../../../../init.d-examples/dind/20-runtime-cleanup.sh

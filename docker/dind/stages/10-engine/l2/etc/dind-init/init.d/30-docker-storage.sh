@@ -1,0 +1,1 @@
+../../../../../../../../init.d-examples/dind/30-docker-storage.sh

@@ -1,0 +1,1 @@
+../../../../../../../../init.d-examples/dind/40-dockerd.sh

@@ -1,0 +1,1 @@
+../../../../../../../../init.d-examples/dind/50-image-bundle.sh
