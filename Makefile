@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base images example test lint figures
+.PHONY: build base images example test lint figures dind-images dind-figures
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -33,3 +33,11 @@ test: lint base
 
 figures: images
 	docker/figures.sh
+
+# Docker-in-docker: the L2 images (debootstrap, cached) and their figures.
+dind-images: build
+	docker/dind/build-l2.sh
+	$(MAKE) -C docker/dind/stages/20-stack image
+
+dind-figures: dind-images
+	docker/dind/figures.sh

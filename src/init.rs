@@ -37,10 +37,16 @@ pub fn run(
 fn prepare(options: InitOptions, socket: PathBuf, main_command: Vec<OsString>) -> Result<Config> {
     let own_pid = nix::unistd::getpid().as_raw();
     if own_pid != 1 {
-        nix::sys::prctl::set_child_subreaper(true).context("cannot become child subreaper")?;
-        tracing::warn!(
-            "not running as PID 1 (pid {own_pid}): registered as child subreaper, so only orphans of our own descendants are reaped"
-        );
+        // Not fatal: without it (qemu-user, kernels before 3.4) our own
+        // children are still waited for; only orphans go to another reaper.
+        match nix::sys::prctl::set_child_subreaper(true) {
+            Ok(()) => tracing::warn!(
+                "not running as PID 1 (pid {own_pid}): registered as child subreaper, so only orphans of our own descendants are reaped"
+            ),
+            Err(error) => tracing::warn!(
+                "not running as PID 1 (pid {own_pid}) and cannot become child subreaper ({error}): orphans of our descendants go to another reaper"
+            ),
+        }
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let init_dir_explicit = options.init_dir.is_some();

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{BINARY, Sandbox, WAIT};
+use crate::harness::{Sandbox, WAIT, dind_init, dind_init_argv};
 
 /// Sends raw bytes and returns the one answer line, parsed.
 fn raw_request(sandbox: &Sandbox, bytes: &[u8]) -> Value {
@@ -96,7 +96,7 @@ fn garbage_oversize_and_half_written_requests_do_not_disturb_it() {
         .map(|_| {
             let socket = sandbox.socket.clone();
             std::thread::spawn(move || {
-                Command::new(BINARY)
+                dind_init()
                     .arg("--socket")
                     .arg(socket)
                     .arg("status")
@@ -194,15 +194,9 @@ fn only_root_or_the_owner_may_quiesce() {
     fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
         Command::new("setpriv")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                BINARY,
-                "--socket",
-            ])
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(dind_init_argv())
+            .arg("--socket")
             .arg(&sandbox.socket)
             .args(args)
             .output()

@@ -132,8 +132,7 @@ esac"#,
 #[test]
 fn missing_default_directory_means_no_scripts_like_tini() {
     let sandbox = Sandbox::new("no-initd");
-    let output = std::process::Command::new("unshare")
-        .args(["--fork", "--pid", "--mount-proc", crate::harness::BINARY])
+    let output = crate::harness::dind_init_in_namespace()
         .arg("--socket")
         .arg(&sandbox.socket)
         .arg("--state")
@@ -153,7 +152,7 @@ fn missing_default_directory_means_no_scripts_like_tini() {
 #[test]
 fn explicit_missing_directory_is_a_clear_error() {
     let sandbox = Sandbox::new("bad-initd");
-    let output = std::process::Command::new(crate::harness::BINARY)
+    let output = crate::harness::dind_init()
         .arg("--socket")
         .arg(&sandbox.socket)
         .env("DIND_INIT_DIR", sandbox.path("nope"))

@@ -19,7 +19,34 @@ use serde_json::Value;
 /// How long any single wait of a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_dind-init");
+/// The dind-init under test and how to start it: the binary cargo built,
+/// or `DIND_INIT_TEST_BIN` (e.g. the aarch64 build), run through
+/// `DIND_INIT_TEST_RUNNER` when set (e.g. `qemu-aarch64-static`).
+pub fn dind_init_argv() -> Vec<String> {
+    let binary = std::env::var("DIND_INIT_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_dind-init").to_string());
+    match std::env::var("DIND_INIT_TEST_RUNNER") {
+        Ok(runner) if !runner.is_empty() => vec![runner, binary],
+        _ => vec![binary],
+    }
+}
+
+/// A command that runs dind-init directly (client, or init that is not PID 1).
+pub fn dind_init() -> Command {
+    let argv = dind_init_argv();
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    command
+}
+
+/// A command that runs dind-init as PID 1 of a new PID namespace.
+pub fn dind_init_in_namespace() -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--fork", "--pid", "--mount-proc"])
+        .args(dind_init_argv());
+    command
+}
 
 /// A temporary directory with an init.d, a socket path and a state path.
 pub struct Sandbox {
@@ -79,8 +106,7 @@ impl Sandbox {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("unshare");
-        command.args(["--fork", "--pid", "--mount-proc", BINARY]);
+        let mut command = dind_init_in_namespace();
         self.add_paths(&mut command, args);
         command
     }
@@ -107,7 +133,7 @@ impl Sandbox {
 
     /// Starts dind-init as a plain child of the test (not PID 1: a subreaper).
     pub fn start_as_subreaper(&self, args: &[&str]) -> Init {
-        let mut command = Command::new(BINARY);
+        let mut command = dind_init();
         self.add_paths(&mut command, args);
         Init::spawn(command, false)
     }
@@ -121,7 +147,7 @@ impl Sandbox {
 
     /// Runs the client (`dind-init --socket SOCKET ARGS`) to completion.
     pub fn client(&self, args: &[&str]) -> Output {
-        Command::new(BINARY)
+        dind_init()
             .arg("--socket")
             .arg(&self.socket)
             .args(args)

@@ -59,10 +59,9 @@ fn main_starts_after_the_starts_and_the_stops_run_after_it_exits() {
     sandbox.recording_script("20-b.sh");
     let log = sandbox.path("order.log");
     let script = format!("echo \"main in $(pwd)\" >> {}; exit 4", log.display());
-    let mut command = std::process::Command::new("unshare");
+    let mut command = crate::harness::dind_init_in_namespace();
     command
         .current_dir(&sandbox.dir)
-        .args(["--fork", "--pid", "--mount-proc", crate::harness::BINARY])
         .arg("--init-dir")
         .arg(&sandbox.init_d)
         .arg("--socket")
