@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base images example test lint figures dind-images dind-figures
+.PHONY: build base images example test lint figures dind-images dind-figures dist reproducible test-multiarch
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -28,8 +28,20 @@ lint:
 
 # The Docker end-to-end tests are #[ignore]d in a bare `cargo test` (they
 # need the engine and the base image); here they run with everything else.
-test: lint base
+test: lint base dist
 	cargo test --locked -- --include-ignored
+	scripts/test-multiarch.sh
+	scripts/check-reproducible.sh
+
+# Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
+dist:
+	scripts/dist.sh
+
+reproducible: dist
+	scripts/check-reproducible.sh
+
+test-multiarch: dist
+	scripts/test-multiarch.sh
 
 figures: images
 	docker/figures.sh

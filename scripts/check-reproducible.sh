@@ -1,22 +1,21 @@
 #!/bin/sh
-# Builds the release binaries twice from the same commit, in two different
-# checkouts (the second a `git worktree` elsewhere), and fails unless every
-# byte is the same.
+# Builds the release binaries of HEAD a second time, in another checkout (a
+# `git worktree` in another directory), and fails unless every byte equals
+# the first build in dist/ (made by scripts/dist.sh if it is not there).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-first=$(mktemp -d)
-second_tree=$(mktemp -d)/dind-init-second-checkout
-trap 'git -C "$root" worktree remove --force "$second_tree" >/dev/null 2>&1 || true; rm -rf "$first"' EXIT
+[ -f "$root/dist/SHA256SUMS" ] || "$root/scripts/dist.sh" >/dev/null
+second=$(mktemp -d)
+trap 'git -C "$root" worktree remove --force "$second/checkout" >/dev/null 2>&1 || true; rm -rf "$second"' EXIT
 
-"$root/scripts/dist.sh" "$first/out" >/dev/null
-git -C "$root" worktree add --detach "$second_tree" HEAD >/dev/null 2>&1
-"$second_tree/scripts/dist.sh" "$first/again" >/dev/null
-if cmp -s "$first/out/SHA256SUMS" "$first/again/SHA256SUMS"; then
+git -C "$root" worktree add --detach "$second/checkout" HEAD >/dev/null 2>&1
+"$second/checkout/scripts/dist.sh" "$second/dist" >/dev/null
+if cmp -s "$root/dist/SHA256SUMS" "$second/dist/SHA256SUMS"; then
     echo "reproducible: two builds of $(git -C "$root" rev-parse --short HEAD) in two checkouts are identical:"
-    cat "$first/out/SHA256SUMS"
+    cat "$root/dist/SHA256SUMS"
 else
-    echo "NOT reproducible:" >&2
-    diff "$first/out/SHA256SUMS" "$first/again/SHA256SUMS" >&2
+    echo "NOT reproducible (is the work tree clean? dist/ must be built from HEAD):" >&2
+    diff "$root/dist/SHA256SUMS" "$second/dist/SHA256SUMS" >&2
     exit 1
 fi

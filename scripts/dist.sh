@@ -21,12 +21,17 @@ RUSTFLAGS="-C relocation-model=static -C target-feature=+crt-static --remap-path
 export RUSTFLAGS
 
 mkdir -p "$output"
-rm -f "$output"/dind-init-* "$output/SHA256SUMS"
+rm -rf "$output"/dind-init-* "$output/SHA256SUMS" "$output/docker"
 for target in $targets; do
     cargo build --release --locked --quiet --manifest-path "$root/Cargo.toml" \
         --target "$target" --target-dir "$root/target/dist"
     arch=${target%%-*}
     cp "$root/target/dist/$target/release/dind-init" "$output/dind-init-$version-$arch"
+    # The same binary under Docker's name for the architecture, for
+    # docker/release/Dockerfile's COPY docker/${TARGETARCH}/dind-init.
+    case "$arch" in x86_64) docker_arch=amd64 ;; aarch64) docker_arch=arm64 ;; esac
+    mkdir -p "$output/docker/$docker_arch"
+    cp "$output/dind-init-$version-$arch" "$output/docker/$docker_arch/dind-init"
 done
 (cd "$output" && sha256sum dind-init-* > SHA256SUMS)
 for binary in "$output"/dind-init-*; do
