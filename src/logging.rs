@@ -17,11 +17,13 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::cli::LogLevel;
 
+/// Where a finished line goes: stderr, or a buffer in tests.
+type LineSink = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 struct OneLineLogger {
     /// The least severe level that is written.
     max_level: Level,
-    /// Where a finished line goes: stderr, or a buffer in tests.
-    write_line: Box<dyn Fn(&[u8]) + Send + Sync>,
+    write_line: LineSink,
 }
 
 /// Collects an event's message and any other fields as ` key=value`.
