@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base images example test lint figures dind-images dind-figures dist reproducible test-multiarch
+.PHONY: build base images example test lint figures dind-images dind-figures dist reproducible test-multiarch bench
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -32,6 +32,11 @@ test: lint base dist
 	cargo test --locked -- --include-ignored
 	scripts/test-multiarch.sh
 	scripts/check-reproducible.sh
+	bench/run --quick --json target/bench-smoke.json
+
+# dind-init side by side with tini, tini-static, dumb-init and catatonit.
+bench: build
+	bench/run
 
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
 dist:

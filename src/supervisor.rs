@@ -535,8 +535,8 @@ impl Supervisor {
             failed_stops: failed_stops.clone(),
             strays: self.strays.clone(),
         });
+        // The stops' writes were flushed above; save_state fsyncs its own file.
         self.save_state();
-        nix::unistd::sync();
         self.set_phase(Phase::Quiesced);
         if commit_safe {
             tracing::info!("quiesced: safe to docker commit (quiesce #{id})");
@@ -640,8 +640,8 @@ impl Supervisor {
         let failed_stops = self.stop_round(stop_reason).await;
         self.record_results();
         self.save_state();
-        nix::unistd::sync();
         self.terminate_remaining().await;
+        // Once, when every process is gone and nothing writes any more.
         nix::unistd::sync();
 
         let code = match (&self.main, cause) {

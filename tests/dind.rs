@@ -9,7 +9,9 @@
 
 use std::process::Command;
 
-use crate::docker::{Container, docker, docker_ok, repo_root, require_engine, unique};
+use crate::docker::{
+    Container, docker, docker_ok, make_stage_image, repo_root, require_engine, unique,
+};
 
 fn run_flags() -> Vec<String> {
     let output = Command::new(repo_root().join("docker/dind/run-flags.sh"))
@@ -73,19 +75,7 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
     require_engine();
     let repo = unique("dind-init-e2e-dind");
     let flags = run_flags();
-    let output = Command::new("make")
-        .arg("-C")
-        .arg(repo_root().join("docker/dind/stages/20-stack"))
-        .arg("image")
-        .arg(format!("REPO={repo}"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "make image failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    make_stage_image(&repo_root().join("docker/dind/stages/20-stack"), &repo, &[]);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
 
     // Stage 10 committed at boot 1, stage 20 at boot 2; this is boot 3.

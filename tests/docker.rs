@@ -184,6 +184,37 @@ impl Drop for Container {
     }
 }
 
+/// Builds a test image and runs it until dind-init reports `running`.
+fn started(
+    name: &str,
+    scripts: &[(&str, &str)],
+    examples: bool,
+    flags: &[&str],
+) -> (TestImage, Container) {
+    let image = TestImage::build(name, scripts, examples);
+    let container = Container::run(&image.tag, flags);
+    container.wait_phase("running");
+    (image, container)
+}
+
+/// `make -C STAGE_DIR image REPO=repo EXTRA...`, which must succeed.
+pub(crate) fn make_stage_image(stage_dir: &std::path::Path, repo: &str, extra: &[&str]) {
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(stage_dir)
+        .arg("image")
+        .arg(format!("REPO={repo}"))
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "make image failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn script_names(status: &Value) -> Vec<(String, String)> {
     status["scripts"]
         .as_array()
@@ -209,8 +240,7 @@ fn checksum(container: &Container, dir: &str) -> String {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn status_shows_every_script_started() {
-    let image = TestImage::build("status", &[], true);
-    let container = Container::run(&image.tag, &[]);
+    let (_image, container) = started("status", &[], true, &[]);
     let status = container.wait_phase("running");
     assert_eq!(status["pid"], 1);
     assert_eq!(
@@ -230,9 +260,7 @@ fn status_shows_every_script_started() {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
-    let image = TestImage::build("commit", &[], true);
-    let container = Container::run(&image.tag, &[]);
-    container.wait_phase("running");
+    let (_image, container) = started("commit", &[], true, &[]);
     container.exec_ok(&["sh", "-c", "head -c 3000000 /dev/urandom > /srv/www/blob.bin && echo written-after-boot > /srv/www/late.txt"]);
     let before = checksum(&container, "/srv/www");
 
@@ -264,19 +292,10 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
     require_engine();
     let repo = unique("dind-init-e2e-stages");
     let stage_30 = repo_root().join("docker/stages/30-deposit");
-    let output = Command::new("make")
-        .arg("-C")
-        .arg(&stage_30)
-        .arg("image")
-        .arg(format!("REPO={repo}"))
-        .arg("RUN_FLAGS=-e DEPLOY_RECORDS=100 -e DEPOSIT_RECORDS=10")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "make image failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    make_stage_image(
+        &stage_30,
+        &repo,
+        &["RUN_FLAGS=-e DEPLOY_RECORDS=100 -e DEPOSIT_RECORDS=10"],
     );
 
     let final_image = format!("{repo}/30-deposit:latest");
@@ -358,9 +377,7 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_stop_runs_the_stops_and_exits_zero() {
-    let image = TestImage::build("stop", &[], true);
-    let container = Container::run(&image.tag, &[]);
-    container.wait_phase("running");
+    let (_image, container) = started("stop", &[], true, &[]);
     // Docker would SIGKILL after 30 s and report 137; dind-init must be done long before.
     docker_ok(&["stop", "-t", "30", &container.id]);
     assert_eq!(
@@ -380,16 +397,15 @@ fn docker_stop_runs_the_stops_and_exits_zero() {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_stop_of_a_service_ignoring_sigterm_ends_after_dind_inits_grace() {
-    let image = TestImage::build(
+    let (_image, container) = started(
         "stubborn",
         &[(
             "10-stubborn.sh",
             "if [ \"$1\" = start ]; then (trap '' TERM; exec sleep 1000) & fi",
         )],
         false,
+        &["-e", "DIND_INIT_GRACE=1"],
     );
-    let container = Container::run(&image.tag, &["-e", "DIND_INIT_GRACE=1"]);
-    container.wait_phase("running");
     let began = Instant::now();
     docker_ok(&["stop", "-t", "30", &container.id]);
     let took = began.elapsed();
@@ -414,9 +430,7 @@ fn docker_stop_of_a_service_ignoring_sigterm_ends_after_dind_inits_grace() {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn zombies_made_inside_the_container_are_reaped() {
-    let image = TestImage::build("zombies", &[], false);
-    let container = Container::run(&image.tag, &[]);
-    container.wait_phase("running");
+    let (_image, container) = started("zombies", &[], false, &[]);
     container.exec_ok(&[
         "sh",
         "-c",
@@ -437,9 +451,10 @@ fn zombies_made_inside_the_container_are_reaped() {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn a_healthcheck_with_dind_init_status_reports_healthy() {
-    let image = TestImage::build("health", &[], true);
-    let container = Container::run(
-        &image.tag,
+    let (_image, container) = started(
+        "health",
+        &[],
+        true,
         &[
             "--health-cmd",
             "dind-init status",
@@ -449,7 +464,6 @@ fn a_healthcheck_with_dind_init_status_reports_healthy() {
             "30",
         ],
     );
-    container.wait_phase("running");
     wait_until("docker reports the container healthy", || {
         container.inspect("{{.State.Health.Status}}") == "healthy"
     });
@@ -458,9 +472,10 @@ fn a_healthcheck_with_dind_init_status_reports_healthy() {
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn the_image_runs_as_a_non_root_user() {
-    let image = TestImage::build("nonroot", &[], true);
-    let container = Container::run(
-        &image.tag,
+    let (_image, container) = started(
+        "nonroot",
+        &[],
+        true,
         &[
             "-u",
             "1000:1000",

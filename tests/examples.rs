@@ -54,13 +54,7 @@ fn the_example_scripts_seed_once_serve_and_come_back_restored() {
     first.wait_for_line("running: 2 script(s) started");
     assert!(http_get(port, "/index.html").contains("seeded at boot 1"));
     assert!(http_get(port, "/record-20.txt").contains("record 20 of boot 1"));
-    let quiesce = sandbox.client(&["quiesce"]);
-    assert_eq!(
-        quiesce.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&quiesce.stderr)
-    );
+    sandbox.quiesce_ok();
     first.wait_for_line("[20-httpd.sh] httpd stopped");
     first.signal(Signal::SIGKILL);
     first.wait_exit();

@@ -105,7 +105,9 @@ impl Sandbox {
             .collect()
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// The command [`Sandbox::start`] runs: dind-init as PID 1 of a new PID
+    /// namespace, with the sandbox's paths, then `args`.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = dind_init_in_namespace();
         self.add_paths(&mut command, args);
         command
@@ -154,6 +156,18 @@ impl Sandbox {
             .env_remove("DIND_INIT_SOCKET")
             .output()
             .unwrap()
+    }
+
+    /// `quiesce`, which must report commit-safe.
+    pub fn quiesce_ok(&self) -> Output {
+        let output = self.client(&["quiesce"]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "quiesce failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
     }
 
     /// `status --json`, parsed.

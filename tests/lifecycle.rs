@@ -74,13 +74,7 @@ fn quiesce_and_resume_commands_are_synchronous() {
     init.wait_for_line("running: 2 script(s) started");
     let names = ["10-a.sh", "20-daemon.sh"];
 
-    let quiesce = sandbox.client(&["quiesce"]);
-    assert_eq!(
-        quiesce.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&quiesce.stderr)
-    );
+    let quiesce = sandbox.quiesce_ok();
     assert!(String::from_utf8_lossy(&quiesce.stdout).contains("safe to docker commit"));
     // Synchronous: the answer came after the stops, nothing is left to wait for.
     assert_eq!(
@@ -105,7 +99,7 @@ fn quiesce_and_resume_commands_are_synchronous() {
     assert_eq!(sandbox.client(&["status"]).status.code(), Some(0));
 
     // Resume by SIGUSR2 after another quiesce; a resume while running is refused.
-    assert_eq!(sandbox.client(&["quiesce"]).status.code(), Some(0));
+    sandbox.quiesce_ok();
     init.signal(Signal::SIGUSR2);
     sandbox.wait_phase("running");
     assert_eq!(
@@ -205,7 +199,7 @@ fn sigterm_after_a_quiesce_does_not_stop_twice() {
     sandbox.recording_script("10-a.sh");
     let mut init = sandbox.start(&[]);
     init.wait_for_line("running: 1 script(s) started");
-    assert_eq!(sandbox.client(&["quiesce"]).status.code(), Some(0));
+    sandbox.quiesce_ok();
     init.signal(Signal::SIGINT);
     assert_eq!(init.wait_exit(), 0);
     assert_eq!(sandbox.order(), ["10-a.sh start", "10-a.sh stop"]);

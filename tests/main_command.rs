@@ -59,16 +59,8 @@ fn main_starts_after_the_starts_and_the_stops_run_after_it_exits() {
     sandbox.recording_script("20-b.sh");
     let log = sandbox.path("order.log");
     let script = format!("echo \"main in $(pwd)\" >> {}; exit 4", log.display());
-    let mut command = crate::harness::dind_init_in_namespace();
-    command
-        .current_dir(&sandbox.dir)
-        .arg("--init-dir")
-        .arg(&sandbox.init_d)
-        .arg("--socket")
-        .arg(&sandbox.socket)
-        .arg("--state")
-        .arg(&sandbox.state)
-        .args(["--", "sh", "-c", &script]);
+    let mut command = sandbox.command(&["--", "sh", "-c", &script]);
+    command.current_dir(&sandbox.dir);
     let output = command.output().unwrap();
     assert_eq!(
         output.status.code(),
@@ -94,7 +86,7 @@ fn the_main_command_survives_a_quiesce_and_is_not_a_stray() {
     sandbox.recording_script("10-a.sh");
     let mut init = sandbox.start(&["--", "sleep", "1009"]);
     init.wait_for_line("running: 1 script(s) started, main command pid");
-    assert_eq!(sandbox.client(&["quiesce"]).status.code(), Some(0));
+    sandbox.quiesce_ok();
     let status = sandbox.status();
     assert_eq!(status["main"]["state"], "running");
     assert_eq!(status["main"]["command"][0], "sleep");
