@@ -1,8 +1,11 @@
 //! The persistent state file: boot count, boot history, quiesce history and
 //! the last script results. It lives on the container's disk, so a committed
 //! image carries it, and the next boot can tell that it starts from a
-//! quiesced snapshot. Written atomically (temp file, fsync, rename, fsync of
-//! the directory): a crash or a full disk leaves the previous version intact.
+//! quiesced snapshot. Always written atomically (temp file, rename): a crash
+//! or a full disk leaves the previous version intact. The quiesce record is
+//! also fsynced (file and directory); the boot and shutdown records are not,
+//! as the shutdown flushes the whole file system right after and a boot
+//! record is not worth delaying the boot for.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -153,8 +156,18 @@ fn aside_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes `state` to `path` atomically.
-pub fn save(path: &Path, state: &PersistentState) -> Result<()> {
+/// How durable a save must be before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file and its directory: the quiesce record, which a commit relies on.
+    Fsync,
+    /// Atomic (rename) but not flushed: a caller that syncs the file system
+    /// right after, or a boot record that is worth no delay.
+    Atomic,
+}
+
+/// Writes `state` to `path` atomically (temp file, rename), fsynced when asked.
+pub fn save(path: &Path, state: &PersistentState, durability: Durability) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -169,9 +182,14 @@ pub fn save(path: &Path, state: &PersistentState) -> Result<()> {
         let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         json.push(b'\n');
         file.write_all(&json)?;
-        file.sync_all()?;
+        if durability == Durability::Fsync {
+            file.sync_all()?;
+        }
         fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
+        if durability == Durability::Fsync {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     };
     write().map_err(|error| {
         let _ = fs::remove_file(&temp);
@@ -277,7 +295,7 @@ mod tests {
         let path = dir.join("nested/state.json");
         let mut state = PersistentState::default();
         state.begin_boot("t");
-        save(&path, &state).unwrap();
+        save(&path, &state, Durability::Fsync).unwrap();
         assert_eq!(load(&path), (state, None));
 
         fs::write(&path, "{ not json").unwrap();

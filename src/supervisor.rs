@@ -29,7 +29,7 @@ use crate::phase::Phase;
 use crate::procs::{self, ProcessInfo};
 use crate::reaper::{ChildExit, Reaper};
 use crate::script::{self, Action, ScriptEnv};
-use crate::state::{self, BootInfo, PersistentState, QuiesceRecord, ScriptRecord};
+use crate::state::{self, BootInfo, Durability, PersistentState, QuiesceRecord, ScriptRecord};
 use crate::status::{MainState, MainStatus, Outcome, RunResult, ScriptState, ScriptStatus, Status};
 use crate::sys::{send_signal, signal_name};
 
@@ -206,7 +206,7 @@ impl Supervisor {
             strays: Vec::new(),
             own_pid,
         };
-        supervisor.save_state();
+        supervisor.save_state(Durability::Atomic);
         let restored = match boot.restored_from_quiesce {
             Some(id) => format!(", restored from quiesce #{id}"),
             None => String::new(),
@@ -523,7 +523,7 @@ impl Supervisor {
             reply_all(&mut self.pending.quiesce_waiters, Err(reason));
             return;
         }
-        nix::unistd::sync();
+        flush_root_file_system();
         let requesters = std::mem::take(&mut self.pending.quiesce_requesters);
         self.strays = self.settle_strays(&requesters).await;
         let commit_safe = failed_stops.is_empty() && self.strays.is_empty();
@@ -535,8 +535,8 @@ impl Supervisor {
             failed_stops: failed_stops.clone(),
             strays: self.strays.clone(),
         });
-        // The stops' writes were flushed above; save_state fsyncs its own file.
-        self.save_state();
+        // The stops' writes were flushed above; this fsyncs the record itself.
+        self.save_state(Durability::Fsync);
         self.set_phase(Phase::Quiesced);
         if commit_safe {
             tracing::info!("quiesced: safe to docker commit (quiesce #{id})");
@@ -639,10 +639,10 @@ impl Supervisor {
         }
         let failed_stops = self.stop_round(stop_reason).await;
         self.record_results();
-        self.save_state();
+        self.save_state(Durability::Atomic);
         self.terminate_remaining().await;
         // Once, when every process is gone and nothing writes any more.
-        nix::unistd::sync();
+        flush_root_file_system();
 
         let code = match (&self.main, cause) {
             (Some(main), _) if main.status.exit_code.is_some() => {
@@ -900,8 +900,8 @@ impl Supervisor {
             .collect();
     }
 
-    fn save_state(&self) {
-        if let Err(error) = state::save(&self.config.state_path, &self.state) {
+    fn save_state(&self, durability: Durability) {
+        if let Err(error) = state::save(&self.config.state_path, &self.state, durability) {
             tracing::warn!(
                 "{error:#}; the boot and quiesce history will not survive a restart (set DIND_INIT_STATE to a writable path)"
             );
@@ -915,6 +915,20 @@ fn reply_all(
 ) {
     for waiter in waiters.drain(..) {
         let _ = waiter.send(answer.clone());
+    }
+}
+
+/// Flushes the file system dind-init's root is on (the container's, which
+/// `docker commit` reads), with syncfs rather than sync: a global sync could
+/// wait for every dirty page of a busy host. Falls back to sync.
+fn flush_root_file_system() {
+    let flushed = match std::fs::File::open("/") {
+        Ok(root) => nix::unistd::syncfs(&root).map_err(std::io::Error::from),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = flushed {
+        tracing::debug!("syncfs(/) failed ({error}); using sync");
+        nix::unistd::sync();
     }
 }
 
