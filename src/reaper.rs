@@ -11,10 +11,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
@@ -66,6 +68,10 @@ pub struct Sweep {
 pub struct Reaper {
     /// Exit-status waiters by pid, guarded together with every `waitpid` call.
     waiters: Mutex<HashMap<i32, oneshot::Sender<ChildExit>>>,
+    /// The main command's pid while it runs, 0 otherwise. Cleared by the
+    /// sweep that reaps it, so a signal forwarded after that sweep can never
+    /// reach a recycled pid.
+    main_pid: AtomicI32,
 }
 
 impl Reaper {
@@ -96,6 +102,23 @@ impl Reaper {
         Ok((child, receiver))
     }
 
+    /// Like [`Reaper::spawn`], for the main command: signals are forwarded to
+    /// its pid (see [`Reaper::main_pid`]) from the moment it exists.
+    pub fn spawn_main(
+        &self,
+        command: &mut Command,
+    ) -> io::Result<(Child, oneshot::Receiver<ChildExit>)> {
+        let spawned = self.spawn(command)?;
+        self.main_pid.store(spawned.0.id() as i32, Ordering::SeqCst);
+        Ok(spawned)
+    }
+
+    /// The running main command, if any.
+    pub fn main_pid(&self) -> Option<Pid> {
+        let pid = self.main_pid.load(Ordering::SeqCst);
+        (pid > 0).then(|| Pid::from_raw(pid))
+    }
+
     /// Reaps every child that has exited, until none is left to reap now.
     pub fn reap_all(&self) -> Sweep {
         let mut waiters = self.lock();
@@ -114,6 +137,9 @@ impl Reaper {
                     break;
                 }
             };
+            let _ =
+                self.main_pid
+                    .compare_exchange(pid.as_raw(), 0, Ordering::SeqCst, Ordering::SeqCst);
             match waiters.remove(&pid.as_raw()) {
                 Some(waiter) => {
                     // The waiter may have given up (dropped); the exit is still reaped.

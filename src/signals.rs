@@ -1,6 +1,8 @@
 //! Reads every handled signal from one signalfd: SIGCHLD makes the reaper
-//! sweep, every other signal becomes a supervisor event. Signals were
-//! blocked before any thread existed, so none is lost or run in a handler.
+//! sweep; a signal meant for the main command is forwarded to it right here,
+//! without waiting for the supervisor; and every signal but SIGCHLD also
+//! becomes a supervisor event. Signals were blocked before any thread
+//! existed, so none is lost or run in a handler.
 
 use std::sync::Arc;
 
@@ -12,6 +14,36 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::reaper::Reaper;
 use crate::supervisor::Event;
+use crate::sys::{send_signal, signal_name};
+
+/// Whether a signal is passed on to the main command: all but those dind-init
+/// acts on itself (SIGCHLD: reap; SIGUSR1/SIGUSR2: quiesce/resume) and the
+/// terminal stop signals, which PID 1 ignores. SIGTERM, SIGINT and SIGQUIT
+/// are forwarded and also start the shutdown.
+pub fn is_forwarded(signo: i32) -> bool {
+    !matches!(
+        Signal::try_from(signo),
+        Ok(Signal::SIGCHLD
+            | Signal::SIGUSR1
+            | Signal::SIGUSR2
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU)
+    )
+}
+
+fn forward(reaper: &Reaper, signo: i32) {
+    let Some(pid) = reaper.main_pid() else {
+        tracing::debug!("{} not forwarded: no main command runs", signal_name(signo));
+        return;
+    };
+    if let Err(error) = send_signal(pid, signo) {
+        tracing::warn!(
+            "cannot forward {} to the main command (pid {pid}): {error}",
+            signal_name(signo)
+        );
+    }
+}
 
 /// Runs for the life of the process.
 pub async fn run(signals: AsyncFd<SignalFd>, reaper: Arc<Reaper>, events: UnboundedSender<Event>) {
@@ -31,6 +63,9 @@ pub async fn run(signals: AsyncFd<SignalFd>, reaper: Arc<Reaper>, events: Unboun
                     if signo == Signal::SIGCHLD as i32 {
                         sweep_needed = true;
                     } else {
+                        if is_forwarded(signo) {
+                            forward(&reaper, signo);
+                        }
                         // The supervisor lives as long as this task; a closed
                         // channel means the process is exiting anyway.
                         let _ = events.send(Event::Signal(signo));
@@ -54,5 +89,35 @@ pub async fn run(signals: AsyncFd<SignalFd>, reaper: Arc<Reaper>, events: Unboun
                 tracing::debug!("reaped {} orphaned process(es)", sweep.orphans);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_forwarded_to_the_main_command() {
+        for signal in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGQUIT,
+            Signal::SIGHUP,
+            Signal::SIGWINCH,
+            Signal::SIGALRM,
+        ] {
+            assert!(is_forwarded(signal as i32), "{signal}");
+        }
+        for signal in [
+            Signal::SIGCHLD,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGTSTP,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+        ] {
+            assert!(!is_forwarded(signal as i32), "{signal}");
+        }
+        assert!(is_forwarded(libc::SIGRTMIN() + 3));
     }
 }

@@ -253,6 +253,8 @@ impl Supervisor {
         }
     }
 
+    /// The signal task already forwarded what the main command should get
+    /// (`signals::is_forwarded`); here only what dind-init itself acts on.
     fn on_signal(&mut self, signo: i32) {
         match Signal::try_from(signo) {
             Ok(Signal::SIGUSR1) => self.request_quiesce(None, None),
@@ -260,23 +262,7 @@ impl Supervisor {
             Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
                 self.request_shutdown(ShutdownCause::Signal(signo))
             }
-            Ok(Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU) => {
-                tracing::debug!("{} ignored: PID 1 does not stop", signal_name(signo));
-            }
-            _ => self.forward_to_main(signo),
-        }
-    }
-
-    fn forward_to_main(&self, signo: i32) {
-        let Some(pid) = self.main_pid() else {
-            tracing::debug!("{} ignored: no main command runs", signal_name(signo));
-            return;
-        };
-        if let Err(error) = send_signal(Pid::from_raw(pid), signo) {
-            tracing::warn!(
-                "cannot forward {} to the main command (pid {pid}): {error}",
-                signal_name(signo)
-            );
+            _ => tracing::debug!("{} received", signal_name(signo)),
         }
     }
 
@@ -303,9 +289,6 @@ impl Supervisor {
         }
         tracing::info!("{name} received: shutting down");
         self.pending.shutdown = Some(cause);
-        if let ShutdownCause::Signal(signo) = cause {
-            self.forward_to_main(signo);
-        }
     }
 
     fn request_quiesce(
@@ -480,7 +463,7 @@ impl Supervisor {
             .args(&argv[1..])
             .current_dir(&self.config.main_cwd)
             .process_group(0);
-        match self.reaper.spawn(&mut command) {
+        match self.reaper.spawn_main(&mut command) {
             Ok((child, exit)) => {
                 let pid = child.id() as i32;
                 main.status.pid = Some(pid);
