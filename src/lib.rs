@@ -12,7 +12,7 @@
 //! - [`supervisor`]: the one owner of mutable state; runs scripts and reacts to events.
 //! - [`script`]: spawning one `SCRIPT start|stop` with its environment, log prefix and timeout.
 //! - [`reaper`]: the single `waitpid(-1)` caller, handing exit statuses to whoever waits for them.
-//! - [`signals`]: the signalfd reader that turns signals into supervisor events.
+//! - [`signals`]: the signalfd reader: forwards to the main command, wakes the reaper, posts events.
 //! - [`procs`]: reading `/proc` to find the processes left behind (strays).
 //! - [`state`]: the persistent state file (boot count, quiesce history), written atomically.
 //! - [`status`]: the status snapshot published by the supervisor and its human rendering.

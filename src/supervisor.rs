@@ -457,10 +457,12 @@ impl Supervisor {
 
     fn start_main(&mut self) {
         let Some(main) = &mut self.main else { return };
-        let argv = &self.config.main_command;
-        let mut command = Command::new(&argv[0]);
+        let Some((program, args)) = self.config.main_command.split_first() else {
+            return;
+        };
+        let mut command = Command::new(program);
         command
-            .args(&argv[1..])
+            .args(args)
             .current_dir(&self.config.main_cwd)
             .process_group(0);
         match self.reaper.spawn_main(&mut command) {
@@ -483,7 +485,7 @@ impl Supervisor {
                 };
                 tracing::error!(
                     "cannot execute main command {}: {error}",
-                    argv[0].to_string_lossy()
+                    program.to_string_lossy()
                 );
                 main.status.state = MainState::FailedToStart;
                 main.status.exit_code = Some(code);
