@@ -305,3 +305,104 @@ fn status_wait_times_out_with_a_reason() {
         "{stderr}"
     );
 }
+
+/// A script whose stop announces itself and then waits for a release file,
+/// so a test can act while the stop is in flight.
+fn slow_stop_script(sandbox: &Sandbox, name: &str) -> std::path::PathBuf {
+    let release = sandbox.path("release-stop");
+    let log = sandbox.path("order.log");
+    sandbox.script(
+        name,
+        &format!(
+            r#"echo "$(basename "$0") $1" >> {log}
+if [ "$1" = stop ]; then echo stopping; while [ ! -e {release} ]; do sleep 0.01; done; fi"#,
+            log = log.display(),
+            release = release.display()
+        ),
+    );
+    release
+}
+
+#[test]
+fn sigterm_while_quiescing_finishes_the_stops_once_then_exits() {
+    let sandbox = Sandbox::new("term-while-quiescing");
+    sandbox.recording_script("10-a.sh");
+    let release = slow_stop_script(&sandbox, "20-slow-stop.sh");
+    let mut init = sandbox.start(&[]);
+    init.wait_for_line("running: 2 script(s) started");
+    init.signal(Signal::SIGUSR1);
+    init.wait_for_line("[20-slow-stop.sh] stopping");
+    init.signal(Signal::SIGTERM);
+    init.wait_for_line("SIGTERM received: shutting down");
+    fs::write(&release, "").unwrap();
+    assert_eq!(init.wait_exit(), 0);
+    assert_eq!(
+        sandbox.order(),
+        [
+            "10-a.sh start",
+            "20-slow-stop.sh start",
+            "20-slow-stop.sh stop",
+            "10-a.sh stop"
+        ],
+        "every stop ran exactly once"
+    );
+}
+
+#[test]
+fn quiesce_requests_while_quiescing_all_get_the_one_answer() {
+    let sandbox = Sandbox::new("quiesce-twice");
+    let release = slow_stop_script(&sandbox, "10-slow-stop.sh");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 1 script(s) started");
+    init.signal(Signal::SIGUSR1);
+    init.wait_for_line("[10-slow-stop.sh] stopping");
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let socket = sandbox.socket.clone();
+            std::thread::spawn(move || {
+                crate::harness::dind_init()
+                    .arg("--socket")
+                    .arg(socket)
+                    .arg("quiesce")
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    init.wait_for_nth_line("quiesce requested: already quiescing", 3);
+    fs::write(&release, "").unwrap();
+    for client in clients {
+        let output = client.join().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        sandbox.order(),
+        ["10-slow-stop.sh start", "10-slow-stop.sh stop"]
+    );
+    assert_eq!(sandbox.status()["quiesces"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn sigusr1_during_shutdown_is_refused_and_the_shutdown_goes_on() {
+    let sandbox = Sandbox::new("usr1-while-shutting-down");
+    let release = slow_stop_script(&sandbox, "10-slow-stop.sh");
+    let mut init = sandbox.start(&[]);
+    init.wait_for_line("running: 1 script(s) started");
+    init.signal(Signal::SIGTERM);
+    init.wait_for_line("[10-slow-stop.sh] stopping");
+    init.signal(Signal::SIGUSR1);
+    init.wait_for_line("cannot quiesce: dind-init is shutting down");
+    let refused = sandbox.client(&["quiesce"]);
+    assert_eq!(refused.status.code(), Some(1));
+    fs::write(&release, "").unwrap();
+    assert_eq!(init.wait_exit(), 0);
+    assert_eq!(
+        sandbox.order(),
+        ["10-slow-stop.sh start", "10-slow-stop.sh stop"]
+    );
+}
