@@ -1,13 +1,18 @@
 //! The command line of both roles of the one binary: the init (`dind-init
 //! [OPTIONS] [-- CMD ARGS...]`) and the client subcommands (`status`,
 //! `quiesce`, `resume`). Every init option is also an environment variable,
-//! so an image can set them with `ENV`.
+//! so an image can set them with `ENV`; a flag wins over its variable.
+//!
+//! Parsed by hand rather than with clap: the grammar is a dozen long options
+//! and three subcommands, and clap was a sixth of the binary (see the README's
+//! benchmark section). `parse` is pure (arguments and environment in, a
+//! decision out) and unit-tested here.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
-
-use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::phase::Phase;
 
@@ -17,80 +22,57 @@ pub const DEFAULT_INIT_DIR: &str = "/etc/dind-init/init.d";
 pub const DEFAULT_SOCKET: &str = "/run/dind-init.sock";
 /// Default persistent state file.
 pub const DEFAULT_STATE: &str = "/var/lib/dind-init/state.json";
+/// Default seconds the client subcommands wait.
+const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "dind-init",
-    version = crate::VERSION_LINE,
-    about = "PID-1 init supervisor: runs init.d scripts, reaps zombies, forwards signals, \
-             and quiesces the container for `docker commit` on SIGUSR1.",
-    after_help = "Run as init: dind-init [OPTIONS] [-- CMD ARGS...]\n\
-                  Ask a running init: dind-init status | quiesce | resume"
-)]
+/// Everything the command line and the environment decided.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cli {
     /// Control socket of the running dind-init (both roles).
-    #[arg(long, env = "DIND_INIT_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
     pub socket: PathBuf,
-
-    #[command(flatten)]
     pub init: InitOptions,
-
-    #[command(subcommand)]
+    /// A client subcommand; `None` runs the init.
     pub command: Option<Command>,
-
-    /// Main command to run after every start script succeeded; its exit ends the
-    /// container. Put it after `--`; without `--` any word but a subcommand's name works too.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
+    /// Main command to run after every start script succeeded.
     pub main_command: Vec<OsString>,
 }
 
 /// Options of the init role.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InitOptions {
-    /// Directory of the init.d scripts [default: /etc/dind-init/init.d, where a
-    /// missing directory means no scripts; a directory named here must exist].
-    #[arg(long = "init-dir", env = "DIND_INIT_DIR", value_name = "DIR")]
+    /// Directory of the init.d scripts; `None` means the default, which may be missing.
     pub init_dir: Option<PathBuf>,
-
     /// Persistent state file (boot count, quiesce history).
-    #[arg(long, env = "DIND_INIT_STATE", default_value = DEFAULT_STATE, value_name = "FILE")]
     pub state: PathBuf,
-
-    /// Seconds a script's `start` may take before its process group is killed (0: no limit).
-    #[arg(long, env = "DIND_INIT_START_TIMEOUT", default_value = "300", value_parser = parse_seconds, value_name = "SECONDS")]
+    /// How long a script's `start` may take before its process group is killed (0: no limit).
     pub start_timeout: Duration,
-
-    /// Seconds a script's `stop` may take before its process group is killed (0: no limit).
-    #[arg(long, env = "DIND_INIT_STOP_TIMEOUT", default_value = "60", value_parser = parse_seconds, value_name = "SECONDS")]
+    /// How long a script's `stop` may take before its process group is killed (0: no limit).
     pub stop_timeout: Duration,
-
-    /// Seconds between SIGTERM and SIGKILL for the processes left at shutdown.
-    #[arg(long, env = "DIND_INIT_GRACE", default_value = "5", value_parser = parse_seconds, value_name = "SECONDS")]
+    /// Between SIGTERM and SIGKILL for the processes left at shutdown.
     pub grace: Duration,
-
-    /// Seconds a quiesce waits, after the last stop, for processes to exit before calling them strays.
-    #[arg(long, env = "DIND_INIT_SETTLE", default_value = "2", value_parser = parse_seconds, value_name = "SECONDS")]
+    /// How long a quiesce waits, after the last stop, for processes to exit before calling them strays.
     pub settle: Duration,
-
-    /// What a failed start does: `abort` stops what started and exits 3; `continue` goes on.
-    #[arg(
-        long,
-        env = "DIND_INIT_ON_START_FAILURE",
-        default_value = "abort",
-        value_enum
-    )]
     pub on_start_failure: StartFailurePolicy,
-
     /// Least severe level of dind-init's own log lines.
-    #[arg(long, env = "DIND_INIT_LOG_LEVEL", default_value = "info", value_enum)]
     pub log_level: LogLevel,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            init_dir: None,
+            state: PathBuf::from(DEFAULT_STATE),
+            start_timeout: Duration::from_secs(300),
+            stop_timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            settle: Duration::from_secs(2),
+            on_start_failure: StartFailurePolicy::Abort,
+            log_level: LogLevel::Info,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFailurePolicy {
     /// Stop what started, in reverse, and exit non-zero.
     Abort,
@@ -98,7 +80,19 @@ pub enum StartFailurePolicy {
     Continue,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+impl FromStr for StartFailurePolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "abort" => Ok(StartFailurePolicy::Abort),
+            "continue" => Ok(StartFailurePolicy::Continue),
+            _ => Err(format!("`{text}` is not `abort` or `continue`")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
     Error,
     Warn,
@@ -106,35 +100,284 @@ pub enum LogLevel {
     Debug,
 }
 
+impl FromStr for LogLevel {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "error" => Ok(LogLevel::Error),
+            "warn" => Ok(LogLevel::Warn),
+            "info" => Ok(LogLevel::Info),
+            "debug" => Ok(LogLevel::Debug),
+            _ => Err(format!("`{text}` is not one of error, warn, info, debug")),
+        }
+    }
+}
+
 /// Client subcommands, answered by the running init over the control socket.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Show the phase, each script's state and the boot history; exit 0 only when
-    /// running and every start succeeded (usable as a HEALTHCHECK).
+    /// Print the status (`json`: as one JSON object); with `wait`, first block
+    /// until that phase, up to `timeout`.
     Status {
-        /// Print the status as one JSON object.
-        #[arg(long)]
         json: bool,
-        /// Block until the init reaches this phase, then print the status.
-        #[arg(long, value_name = "PHASE")]
         wait: Option<Phase>,
-        /// Seconds `--wait` may block.
-        #[arg(long, default_value = "300", value_parser = parse_seconds, value_name = "SECONDS")]
         timeout: Duration,
     },
-    /// Stop every started script in reverse and wait until the container is safe
-    /// to `docker commit`; exit 0 only when it is.
-    Quiesce {
-        /// Seconds to wait for the quiesce to finish.
-        #[arg(long, default_value = "300", value_parser = parse_seconds, value_name = "SECONDS")]
-        timeout: Duration,
-    },
-    /// Run the starts again after a quiesce, without a restart; exit 0 when running again.
-    Resume {
-        /// Seconds to wait for the starts to finish.
-        #[arg(long, default_value = "300", value_parser = parse_seconds, value_name = "SECONDS")]
-        timeout: Duration,
-    },
+    /// Quiesce and wait until the container is commit-safe, up to `timeout`.
+    Quiesce { timeout: Duration },
+    /// Run the starts again after a quiesce, up to `timeout`.
+    Resume { timeout: Duration },
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Run(Box<Cli>),
+    /// `--help`: print this text and exit 0.
+    Help(String),
+    /// `--version`: print this line and exit 0.
+    Version(String),
+}
+
+/// A command line that cannot be run; printed as one line, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; see `dind-init --help`", self.0)
+    }
+}
+
+/// The text of `dind-init --help`.
+pub fn help() -> String {
+    format!(
+        "dind-init {version}
+PID-1 init supervisor: runs init.d scripts, reaps zombies, forwards signals,
+and quiesces the container for `docker commit` on SIGUSR1.
+
+Usage:
+  dind-init [OPTIONS] [-- CMD [ARGS...]]     run as init (CMD: the main command)
+  dind-init [OPTIONS] CMD [ARGS...]          the same, when CMD is not a subcommand
+  dind-init status [--json] [--wait PHASE] [--timeout S]
+  dind-init quiesce [--timeout S]            exit 0 only when safe to docker commit
+  dind-init resume [--timeout S]             run the starts again after a quiesce
+
+Options (each also an environment variable; the flag wins):
+  --init-dir DIR            DIND_INIT_DIR             [{init_dir}; missing = no scripts]
+  --socket PATH             DIND_INIT_SOCKET          [{socket}]
+  --state FILE              DIND_INIT_STATE           [{state}]
+  --start-timeout S         DIND_INIT_START_TIMEOUT   [300; 0 = no limit]
+  --stop-timeout S          DIND_INIT_STOP_TIMEOUT    [60; 0 = no limit]
+  --grace S                 DIND_INIT_GRACE           [5] SIGTERM to SIGKILL at shutdown
+  --settle S                DIND_INIT_SETTLE          [2] wait for strays after the stops
+  --on-start-failure MODE   DIND_INIT_ON_START_FAILURE [abort] abort | continue
+  --log-level LEVEL         DIND_INIT_LOG_LEVEL       [info] error | warn | info | debug
+  -h, --help                this text
+  -V, --version             version, git commit and target triple
+
+PHASE: starting, running, quiescing, quiesced, shutting-down. S: seconds, fractions allowed.
+",
+        version = crate::VERSION_LINE,
+        init_dir = DEFAULT_INIT_DIR,
+        socket = DEFAULT_SOCKET,
+        state = DEFAULT_STATE,
+    )
+}
+
+/// The init options that take a value: flag, environment variable.
+const INIT_OPTIONS: [(&str, &str); 9] = [
+    ("--init-dir", "DIND_INIT_DIR"),
+    ("--socket", "DIND_INIT_SOCKET"),
+    ("--state", "DIND_INIT_STATE"),
+    ("--start-timeout", "DIND_INIT_START_TIMEOUT"),
+    ("--stop-timeout", "DIND_INIT_STOP_TIMEOUT"),
+    ("--grace", "DIND_INIT_GRACE"),
+    ("--settle", "DIND_INIT_SETTLE"),
+    ("--on-start-failure", "DIND_INIT_ON_START_FAILURE"),
+    ("--log-level", "DIND_INIT_LOG_LEVEL"),
+];
+
+/// Parses `args` (without the program name), falling back to `env` for the
+/// init options not given as flags.
+pub fn parse<I>(args: I, env: impl Fn(&str) -> Option<OsString>) -> Result<Parsed, UsageError>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut args = args.into_iter();
+    let mut given: Vec<(&'static str, OsString)> = Vec::new();
+    let mut command = None;
+    let mut main_command = Vec::new();
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            main_command.push(arg);
+            main_command.extend(args.by_ref());
+            break;
+        };
+        match text {
+            "--" => {
+                main_command.extend(args.by_ref());
+                break;
+            }
+            "-h" | "--help" => return Ok(Parsed::Help(help())),
+            "-V" | "--version" => {
+                return Ok(Parsed::Version(format!(
+                    "dind-init {}",
+                    crate::VERSION_LINE
+                )));
+            }
+            "help" => return Ok(Parsed::Help(help())),
+            "status" | "quiesce" | "resume" => {
+                command = Some(parse_subcommand(text, &mut args, &mut given)?);
+                break;
+            }
+            _ if text.starts_with('-') => {
+                let (flag, value) = option_value(text, &mut args)?;
+                given.push((flag, value));
+            }
+            _ => {
+                main_command.push(arg);
+                main_command.extend(args.by_ref());
+                break;
+            }
+        }
+    }
+    let lookup = |flag: &str| -> Option<(String, OsString)> {
+        if let Some((_, value)) = given.iter().rev().find(|(f, _)| *f == flag) {
+            return Some((flag.to_string(), value.clone()));
+        }
+        let variable = INIT_OPTIONS.iter().find(|(f, _)| *f == flag)?.1;
+        env(variable).map(|value| (variable.to_string(), value))
+    };
+    let socket =
+        lookup("--socket").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), |(_, v)| PathBuf::from(v));
+    let defaults = InitOptions::default();
+    // A client never reads the init's options: an image's `ENV` reaches
+    // `docker exec dind-init status` too, and must not be able to break it.
+    let init = if command.is_some() {
+        defaults
+    } else {
+        init_options(&lookup, defaults)?
+    };
+    Ok(Parsed::Run(Box::new(Cli {
+        socket,
+        init,
+        command,
+        main_command,
+    })))
+}
+
+fn init_options(
+    lookup: &impl Fn(&str) -> Option<(String, OsString)>,
+    defaults: InitOptions,
+) -> Result<InitOptions, UsageError> {
+    Ok(InitOptions {
+        init_dir: lookup("--init-dir").map(|(_, v)| PathBuf::from(v)),
+        state: lookup("--state").map_or(defaults.state, |(_, v)| PathBuf::from(v)),
+        start_timeout: value_of(lookup("--start-timeout"), parse_seconds)?
+            .unwrap_or(defaults.start_timeout),
+        stop_timeout: value_of(lookup("--stop-timeout"), parse_seconds)?
+            .unwrap_or(defaults.stop_timeout),
+        grace: value_of(lookup("--grace"), parse_seconds)?.unwrap_or(defaults.grace),
+        settle: value_of(lookup("--settle"), parse_seconds)?.unwrap_or(defaults.settle),
+        on_start_failure: value_of(lookup("--on-start-failure"), str::parse)?
+            .unwrap_or(defaults.on_start_failure),
+        log_level: value_of(lookup("--log-level"), str::parse)?.unwrap_or(defaults.log_level),
+    })
+}
+
+/// Splits `--flag=value` or takes the value from the next argument.
+fn option_value(
+    text: &str,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<(&'static str, OsString), UsageError> {
+    let (name, inline) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(OsString::from(value))),
+        None => (text, None),
+    };
+    let Some(&(flag, _)) = INIT_OPTIONS.iter().find(|(f, _)| *f == name) else {
+        return Err(UsageError(format!("unknown option `{name}`")));
+    };
+    match inline.or_else(|| args.next()) {
+        Some(value) => Ok((flag, value)),
+        None => Err(UsageError(format!("`{flag}` needs a value"))),
+    }
+}
+
+/// Parses an option's value, naming the flag or variable it came from on error.
+fn value_of<T>(
+    found: Option<(String, OsString)>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, UsageError> {
+    let Some((source, value)) = found else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok_or_else(|| UsageError(format!("{source}: not valid UTF-8")))?;
+    parse(text)
+        .map(Some)
+        .map_err(|why| UsageError(format!("{source}: {why}")))
+}
+
+fn parse_subcommand(
+    name: &str,
+    args: &mut impl Iterator<Item = OsString>,
+    given: &mut Vec<(&'static str, OsString)>,
+) -> Result<Command, UsageError> {
+    let mut json = false;
+    let mut wait = None;
+    let mut timeout = DEFAULT_CLIENT_TIMEOUT;
+    while let Some(arg) = args.next() {
+        let text = arg.to_str().unwrap_or("");
+        let (flag, inline) = match text.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_string())),
+            None => (text, None),
+        };
+        let mut value = |what: &str| -> Result<String, UsageError> {
+            inline
+                .clone()
+                .or_else(|| args.next().and_then(|v| v.into_string().ok()))
+                .ok_or_else(|| UsageError(format!("`{what}` needs a value")))
+        };
+        match flag {
+            "--json" if name == "status" => json = true,
+            "--wait" if name == "status" => {
+                let phase = value("--wait")?;
+                wait = Some(
+                    phase
+                        .parse()
+                        .map_err(|why| UsageError(format!("--wait: {why}")))?,
+                );
+            }
+            "--timeout" => {
+                timeout = parse_seconds(&value("--timeout")?)
+                    .map_err(|why| UsageError(format!("--timeout: {why}")))?
+            }
+            "--socket" => given.push(("--socket", OsString::from(value("--socket")?))),
+            "-h" | "--help" => {
+                return Err(UsageError(format!(
+                    "`dind-init {name}` takes the options shown by `dind-init --help`"
+                )));
+            }
+            _ => {
+                return Err(UsageError(format!(
+                    "`dind-init {name}` does not take `{}`",
+                    OsStr::new(text).to_string_lossy()
+                )));
+            }
+        }
+    }
+    Ok(match name {
+        "status" => Command::Status {
+            json,
+            wait,
+            timeout,
+        },
+        "quiesce" => Command::Quiesce { timeout },
+        _ => Command::Resume { timeout },
+    })
 }
 
 /// Parses a number of seconds, fractions allowed (`0.5`).
@@ -158,6 +401,25 @@ pub fn limit(timeout: Duration) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Parsed, UsageError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(args.iter().map(OsString::from), |name| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Cli {
+        match parse_with(args, env) {
+            Ok(Parsed::Run(cli)) => *cli,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
     #[test]
     fn seconds_accept_fractions_and_reject_garbage() {
         assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
@@ -174,29 +436,106 @@ mod tests {
     }
 
     #[test]
+    fn defaults_without_arguments_or_environment() {
+        let cli = run(&[], &[]);
+        assert_eq!(cli.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(cli.init, InitOptions::default());
+        assert!(cli.command.is_none() && cli.main_command.is_empty());
+    }
+
+    #[test]
     fn main_command_after_double_dash_and_tini_style() {
-        let cli = Cli::try_parse_from(["dind-init", "--grace", "1", "--", "sleep", "-x"]).unwrap();
+        let cli = run(&["--grace", "1", "--", "sleep", "-x"], &[]);
         assert_eq!(cli.main_command, ["sleep", "-x"]);
         assert_eq!(cli.init.grace, Duration::from_secs(1));
-        let cli = Cli::try_parse_from(["dind-init", "sh", "-c", "exit 3"]).unwrap();
+        let cli = run(&["sh", "-c", "exit 3"], &[]);
         assert_eq!(cli.main_command, ["sh", "-c", "exit 3"]);
         assert!(cli.command.is_none());
-        let cli = Cli::try_parse_from(["dind-init", "--", "status"]).unwrap();
-        assert_eq!(cli.main_command, ["status"]);
+        let cli = run(&["--", "status", "--json"], &[]);
+        assert_eq!(cli.main_command, ["status", "--json"]);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn flags_win_over_environment_and_both_forms_work() {
+        let env = [
+            ("DIND_INIT_GRACE", "7"),
+            ("DIND_INIT_DIR", "/from/env"),
+            ("DIND_INIT_ON_START_FAILURE", "continue"),
+        ];
+        let cli = run(&["--grace=2", "--settle", "0.5"], &env);
+        assert_eq!(cli.init.grace, Duration::from_secs(2));
+        assert_eq!(cli.init.settle, Duration::from_millis(500));
+        assert_eq!(cli.init.init_dir, Some(PathBuf::from("/from/env")));
+        assert_eq!(cli.init.on_start_failure, StartFailurePolicy::Continue);
     }
 
     #[test]
     fn client_subcommands_parse() {
-        let cli = Cli::try_parse_from(["dind-init", "status", "--wait", "quiesced"]).unwrap();
-        assert!(matches!(
+        let cli = run(
+            &["status", "--wait", "quiesced", "--json", "--timeout", "2"],
+            &[],
+        );
+        assert_eq!(
             cli.command,
             Some(Command::Status {
+                json: true,
                 wait: Some(Phase::Quiesced),
-                ..
+                timeout: Duration::from_secs(2)
             })
-        ));
-        let cli = Cli::try_parse_from(["dind-init", "--socket", "/tmp/s", "quiesce"]).unwrap();
+        );
+        let cli = run(
+            &["--socket", "/tmp/s", "quiesce"],
+            &[("DIND_INIT_SOCKET", "/env")],
+        );
         assert_eq!(cli.socket, PathBuf::from("/tmp/s"));
-        assert!(matches!(cli.command, Some(Command::Quiesce { .. })));
+        assert_eq!(
+            cli.command,
+            Some(Command::Quiesce {
+                timeout: DEFAULT_CLIENT_TIMEOUT
+            })
+        );
+        let cli = run(&["resume", "--socket=/x"], &[]);
+        assert_eq!(cli.socket, PathBuf::from("/x"));
+        let cli = run(&["status"], &[("DIND_INIT_SOCKET", "/env")]);
+        assert_eq!(cli.socket, PathBuf::from("/env"));
+    }
+
+    #[test]
+    fn bad_input_names_the_flag_or_variable() {
+        let error = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().0;
+        assert_eq!(
+            error(&["--grace", "soon"], &[]),
+            "--grace: `soon` is not a number of seconds"
+        );
+        assert_eq!(
+            error(&[], &[("DIND_INIT_STOP_TIMEOUT", "-3")]),
+            "DIND_INIT_STOP_TIMEOUT: `-3` must be zero or more seconds"
+        );
+        assert_eq!(
+            error(&["--on-start-failure", "retry"], &[]),
+            "--on-start-failure: `retry` is not `abort` or `continue`"
+        );
+        assert_eq!(error(&["--bogus"], &[]), "unknown option `--bogus`");
+        assert_eq!(error(&["--grace"], &[]), "`--grace` needs a value");
+        assert_eq!(
+            error(&["status", "--wait", "later"], &[]).split(':').next(),
+            Some("--wait")
+        );
+        assert_eq!(
+            error(&["quiesce", "--json"], &[]),
+            "`dind-init quiesce` does not take `--json`"
+        );
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(
+            matches!(parse_with(&["--help"], &[]), Ok(Parsed::Help(text)) if text.contains("DIND_INIT_GRACE"))
+        );
+        assert!(matches!(parse_with(&["help"], &[]), Ok(Parsed::Help(_))));
+        assert!(
+            matches!(parse_with(&["-V"], &[]), Ok(Parsed::Version(line)) if line.starts_with("dind-init "))
+        );
     }
 }

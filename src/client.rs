@@ -1,6 +1,5 @@
 //! The client role: `dind-init status|quiesce|resume`, their output and
-//! their exit codes (0 yes, 1 no, 3 no dind-init answers; clap uses 2 for
-//! usage errors).
+//! their exit codes (0 yes, 1 no, 2 a usage error, 3 no dind-init answers).
 
 use std::path::Path;
 use std::time::Duration;

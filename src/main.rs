@@ -4,10 +4,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use nix::sys::signal::{SigmaskHow, pthread_sigmask};
 
-use dind_init::cli::Cli;
+use dind_init::cli::{self, Parsed};
 use dind_init::{client, init, sys};
 
 fn main() -> ExitCode {
@@ -20,7 +19,21 @@ fn main() -> ExitCode {
             return ExitCode::from(init::EXIT_CONFIG_ERROR as u8);
         }
     };
-    let cli = Cli::parse();
+    let cli = match cli::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
+        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version(line)) => {
+            println!("{line}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("dind-init: error: {error}");
+            return ExitCode::from(init::EXIT_CONFIG_ERROR as u8);
+        }
+    };
     let code = match cli.command {
         Some(command) => {
             // A client must die of Ctrl-C like any command.

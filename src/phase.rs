@@ -8,9 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-#[clap(rename_all = "kebab-case")]
 pub enum Phase {
     /// Running the `start` of each script, in order.
     Starting,
@@ -61,6 +60,26 @@ impl Phase {
     }
 }
 
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        ALL_PHASES
+            .into_iter()
+            .find(|phase| phase.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not a phase (starting, running, quiescing, quiesced, shutting-down)"))
+    }
+}
+
+/// Every phase, in the order of the diagram.
+pub const ALL_PHASES: [Phase; 5] = [
+    Phase::Starting,
+    Phase::Running,
+    Phase::Quiescing,
+    Phase::Quiesced,
+    Phase::ShuttingDown,
+];
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -72,7 +91,7 @@ mod tests {
     use super::Phase::*;
     use super::*;
 
-    const ALL: [Phase; 5] = [Starting, Running, Quiescing, Quiesced, ShuttingDown];
+    const ALL: [Phase; 5] = ALL_PHASES;
 
     #[test]
     fn the_documented_cycle_is_allowed() {
@@ -115,6 +134,14 @@ mod tests {
             ALL.map(Phase::can_resume),
             [false, false, false, true, false]
         );
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for phase in ALL {
+            assert_eq!(phase.as_str().parse(), Ok(phase));
+        }
+        assert!("paused".parse::<Phase>().is_err());
     }
 
     #[test]
