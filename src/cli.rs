@@ -529,6 +529,13 @@ mod tests {
     }
 
     #[test]
+    fn a_client_ignores_the_init_options_of_the_environment() {
+        let cli = run(&["status"], &[("DIND_INIT_GRACE", "not a number")]);
+        assert_eq!(cli.init, InitOptions::default());
+        assert!(matches!(cli.command, Some(Command::Status { .. })));
+    }
+
+    #[test]
     fn help_and_version() {
         assert!(
             matches!(parse_with(&["--help"], &[]), Ok(Parsed::Help(text)) if text.contains("DIND_INIT_GRACE"))
