@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::SigSet;
@@ -12,10 +13,12 @@ use nix::sys::signal::SigSet;
 use crate::cli::{DEFAULT_INIT_DIR, InitOptions};
 use crate::reaper::Reaper;
 use crate::supervisor::{Config, Supervisor};
-use crate::{control, logging, signals, sys};
+use crate::{control, logging, output, signals, sys};
 
 /// Exit code of PID 1 for a configuration error found before anything ran.
 pub const EXIT_CONFIG_ERROR: i32 = 2;
+/// How long the exit waits for queued log lines to be written.
+const OUTPUT_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 /// Runs dind-init as init until shutdown; returns the process exit code.
 pub fn run(
@@ -24,14 +27,21 @@ pub fn run(
     main_command: Vec<OsString>,
     signal_mask: SigSet,
 ) -> i32 {
+    if let Err(error) = output::start() {
+        eprintln!("dind-init: warning: no output thread ({error}); log lines are written directly");
+    }
     logging::init(options.log_level);
-    match prepare(options, socket, main_command).and_then(|config| serve(config, signal_mask)) {
+    let code = match prepare(options, socket, main_command)
+        .and_then(|config| serve(config, signal_mask))
+    {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
             EXIT_CONFIG_ERROR
         }
-    }
+    };
+    output::flush(OUTPUT_FLUSH_LIMIT);
+    code
 }
 
 fn prepare(options: InitOptions, socket: PathBuf, main_command: Vec<OsString>) -> Result<Config> {

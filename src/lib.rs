@@ -20,6 +20,7 @@
 //! - [`client`]: the `status`, `quiesce` and `resume` subcommands: output and exit codes.
 //! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
 //! - [`logging`]: the one-line log format of dind-init's own messages.
+//! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
 //! - [`sys`]: the few system calls that need `unsafe`.
 
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod control;
 pub mod discovery;
 pub mod init;
 pub mod logging;
+pub mod output;
 pub mod phase;
 pub mod procs;
 pub mod reaper;

@@ -1,6 +1,6 @@
 //! dind-init's own log lines: `dind-init: message`, with `warning: ` or
-//! `error: ` after the colon where it applies, on stderr, one `write` per
-//! line. No timestamps: `docker logs -t` adds them. Script output is not
+//! `error: ` after the colon where it applies, on stderr (through
+//! `output`'s writer thread), one line at a time. No timestamps: `docker logs -t` adds them. Script output is not
 //! logged through here; it is copied verbatim behind its `[name]` prefix
 //! (see `script`).
 //!
@@ -9,13 +9,13 @@
 //! would add a fifth of the binary's size.
 
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
 use crate::cli::LogLevel;
+use crate::output;
 
 /// Where a finished line goes: stderr, or a buffer in tests.
 type LineSink = Box<dyn Fn(&[u8]) + Send + Sync>;
@@ -81,10 +81,7 @@ pub fn init(level: LogLevel) {
     };
     let logger = OneLineLogger {
         max_level,
-        write_line: Box::new(|line| {
-            // A closed stderr must not take PID 1 down; the line is lost, nothing else.
-            let _ = std::io::stderr().lock().write_all(line);
-        }),
+        write_line: Box::new(|line| output::write(output::Stream::Stderr, line.to_vec())),
     };
     let _ = tracing::subscriber::set_global_default(logger);
 }

@@ -3,7 +3,7 @@
 //! it (or a daemon it left in the background) writes copied to the
 //! container log behind a `[name]` prefix.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{ChildStderr, ChildStdout, Command, Stdio};
@@ -15,6 +15,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
 
 use crate::discovery::Script;
+use crate::output::{self, Stream};
 use crate::reaper::{ChildExit, Reaper};
 
 /// Longest log line copied in one piece; longer lines are split, so a
@@ -80,22 +81,16 @@ pub fn spawn(
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let prefix = format!("[{}] ", script.name);
     if let Some(stdout) = child.stdout.take() {
-        forward_output(stdout_pipe(stdout), prefix.clone(), OutputStream::Stdout);
+        forward_output(stdout_pipe(stdout), prefix.clone(), Stream::Stdout);
     }
     if let Some(stderr) = child.stderr.take() {
-        forward_output(stderr_pipe(stderr), prefix, OutputStream::Stderr);
+        forward_output(stderr_pipe(stderr), prefix, Stream::Stderr);
     }
     Ok(RunningScript {
         pid: Pid::from_raw(child.id() as i32),
         started,
         exit,
     })
-}
-
-#[derive(Debug, Clone, Copy)]
-enum OutputStream {
-    Stdout,
-    Stderr,
 }
 
 fn stdout_pipe(stdout: ChildStdout) -> io::Result<pipe::Receiver> {
@@ -108,7 +103,7 @@ fn stderr_pipe(stderr: ChildStderr) -> io::Result<pipe::Receiver> {
 
 /// Copies lines from `pipe` to our own stdout or stderr with `prefix`, until
 /// every writer (the script and whatever it left running) has closed it.
-fn forward_output(pipe: io::Result<pipe::Receiver>, prefix: String, stream: OutputStream) {
+fn forward_output(pipe: io::Result<pipe::Receiver>, prefix: String, stream: Stream) {
     let pipe = match pipe {
         Ok(pipe) => pipe,
         Err(error) => {
@@ -132,18 +127,10 @@ fn forward_output(pipe: io::Result<pipe::Receiver>, prefix: String, stream: Outp
             if !line.ends_with(b"\n") {
                 line.push(b'\n');
             }
-            let written = match stream {
-                OutputStream::Stdout => write_prefixed(&mut io::stdout().lock(), &prefix, &line),
-                OutputStream::Stderr => write_prefixed(&mut io::stderr().lock(), &prefix, &line),
-            };
-            // A closed log must not stop the copy: the pipe would fill and block the daemon.
-            let _ = written;
+            let mut prefixed = Vec::with_capacity(prefix.len() + line.len());
+            prefixed.extend_from_slice(prefix.as_bytes());
+            prefixed.extend_from_slice(&line);
+            output::write(stream, prefixed);
         }
     });
-}
-
-fn write_prefixed(out: &mut impl Write, prefix: &str, line: &[u8]) -> io::Result<()> {
-    out.write_all(prefix.as_bytes())?;
-    out.write_all(line)?;
-    out.flush()
 }

@@ -146,3 +146,34 @@ fn a_hanging_stop_times_out_and_the_quiesce_is_not_commit_safe() {
         "10-hangs-on-stop.sh"
     );
 }
+
+#[test]
+fn a_log_reader_that_stops_reading_does_not_stall_pid_1() {
+    let sandbox = Sandbox::new("stalled-log");
+    // Far more output than a pipe holds (64 KiB), written by the script at start.
+    sandbox.script(
+        "10-spew.sh",
+        "[ \"$1\" = start ] && yes 'a line of log output' | head -c 3000000\ntrue",
+    );
+    let mut command = sandbox.command(&[]);
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut unshare = command.spawn().unwrap();
+    // Held open and never read: every write to them blocks once the pipes are full.
+    let (_stdout, _stderr) = (
+        unshare.stdout.take().unwrap(),
+        unshare.stderr.take().unwrap(),
+    );
+    let pid_one = crate::harness::find_child(&mut unshare);
+
+    crate::harness::wait_until("the control socket exists", || sandbox.socket.exists());
+    let status = sandbox.wait_phase("running");
+    assert_eq!(status["scripts"][0]["start"]["outcome"], "succeeded");
+    sandbox.quiesce_ok();
+    nix::sys::signal::kill(pid_one, Signal::SIGTERM).unwrap();
+    crate::harness::wait_until("dind-init exits although nobody reads its log", || {
+        unshare.try_wait().unwrap().is_some()
+    });
+    assert_eq!(unshare.wait().unwrap().code(), Some(0));
+}

@@ -318,7 +318,7 @@ impl Drop for Init {
 /// Waits until `unshare` has forked dind-init and returns its pid; when
 /// `unshare` is already gone (dind-init exited at once), the pid no longer
 /// matters and `unshare`'s own is returned.
-fn find_child(unshare: &mut Child) -> Pid {
+pub fn find_child(unshare: &mut Child) -> Pid {
     let parent = unshare.id() as i32;
     let deadline = Instant::now() + WAIT;
     loop {
