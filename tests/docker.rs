@@ -172,6 +172,15 @@ impl Container {
         docker_ok(&["inspect", "-f", format, &self.id])
     }
 
+    /// `docker stop -t 30`, which must end with exit code 0 (Docker's own
+    /// SIGKILL after 30 s would give 137); returns the logs.
+    fn stop_expecting_exit_zero(&self) -> String {
+        docker_ok(&["stop", "-t", "30", &self.id]);
+        let logs = self.logs();
+        assert_eq!(self.inspect("{{.State.ExitCode}}"), "0", "{logs}");
+        logs
+    }
+
     /// Waits for the container to stop by itself and returns its exit code.
     fn wait_exit(&self) -> i32 {
         docker_ok(&["wait", &self.id]).parse().unwrap()
@@ -378,15 +387,7 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_stop_runs_the_stops_and_exits_zero() {
     let (_image, container) = started("stop", &[], true, &[]);
-    // Docker would SIGKILL after 30 s and report 137; dind-init must be done long before.
-    docker_ok(&["stop", "-t", "30", &container.id]);
-    assert_eq!(
-        container.inspect("{{.State.ExitCode}}"),
-        "0",
-        "{}",
-        container.logs()
-    );
-    let logs = container.logs();
+    let logs = container.stop_expecting_exit_zero();
     assert!(
         logs.contains("[20-httpd.sh] httpd stopped")
             && logs.contains("shutdown complete: exiting with code 0"),
@@ -407,15 +408,8 @@ fn docker_stop_of_a_service_ignoring_sigterm_ends_after_dind_inits_grace() {
         &["-e", "DIND_INIT_GRACE=1"],
     );
     let began = Instant::now();
-    docker_ok(&["stop", "-t", "30", &container.id]);
+    let logs = container.stop_expecting_exit_zero();
     let took = began.elapsed();
-    assert_eq!(
-        container.inspect("{{.State.ExitCode}}"),
-        "0",
-        "{}",
-        container.logs()
-    );
-    let logs = container.logs();
     assert!(
         logs.contains("still running after the 1.0s grace period, sending SIGKILL"),
         "{logs}"
