@@ -3,14 +3,7 @@ use nix::sys::signal::Signal;
 use crate::harness::Sandbox;
 
 fn failing_script(sandbox: &Sandbox, name: &str) {
-    let log = sandbox.path("order.log");
-    sandbox.script(
-        name,
-        &format!(
-            "echo \"$(basename \"$0\") $1\" >> {}\n[ \"$1\" = start ] && exit 1\ntrue",
-            log.display()
-        ),
-    );
+    sandbox.recording_script_then(name, "[ \"$1\" = start ] && exit 1\ntrue");
 }
 
 #[test]

@@ -89,10 +89,18 @@ impl Sandbox {
 
     /// A script that appends `NAME ACTION` to `order.log` and exits 0.
     pub fn recording_script(&self, name: &str) -> PathBuf {
+        self.recording_script_then(name, "true")
+    }
+
+    /// A script that appends `NAME ACTION` to `order.log`, then runs `rest`.
+    pub fn recording_script_then(&self, name: &str, rest: &str) -> PathBuf {
         let log = self.path("order.log");
         self.script(
             name,
-            &format!("echo \"$(basename \"$0\") $1\" >> {}", log.display()),
+            &format!(
+                "echo \"$(basename \"$0\") $1\" >> {}\n{rest}",
+                log.display()
+            ),
         )
     }
 

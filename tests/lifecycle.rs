@@ -8,16 +8,13 @@ use crate::harness::{Sandbox, wait_until};
 /// ends it and waits for it, as a well-behaved init.d script does.
 fn daemon_script(sandbox: &Sandbox, name: &str) {
     let pidfile = sandbox.path(&format!("{name}.pid"));
-    let log = sandbox.path("order.log");
-    sandbox.script(
+    sandbox.recording_script_then(
         name,
         &format!(
-            r#"echo "$(basename "$0") $1" >> {log}
-case "$1" in
+            r#"case "$1" in
 start) sleep 1000 & echo $! > {pidfile} ;;
 stop) pid=$(cat {pidfile}); kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done ;;
 esac"#,
-            log = log.display(),
             pidfile = pidfile.display()
         ),
     );
@@ -147,13 +144,10 @@ fn a_stray_process_makes_the_quiesce_unsafe_and_is_reported() {
 fn sigusr1_during_start_finishes_the_script_in_flight_then_stops_it() {
     let sandbox = Sandbox::new("quiesce-during-start");
     let release = sandbox.path("release");
-    let log = sandbox.path("order.log");
-    sandbox.script(
+    sandbox.recording_script_then(
         "10-slow.sh",
         &format!(
-            r#"echo "$(basename "$0") $1" >> {log}
-if [ "$1" = start ]; then echo waiting; while [ ! -e {release} ]; do sleep 0.01; done; fi"#,
-            log = log.display(),
+            r#"if [ "$1" = start ]; then echo waiting; while [ ! -e {release} ]; do sleep 0.01; done; fi"#,
             release = release.display()
         ),
     );
@@ -267,13 +261,9 @@ fn a_second_sigterm_skips_the_stops_and_kills() {
 fn sigterm_during_a_start_interrupts_it_and_still_stops_it() {
     let sandbox = Sandbox::new("shutdown-during-start");
     sandbox.recording_script("10-a.sh");
-    let log = sandbox.path("order.log");
-    sandbox.script(
+    sandbox.recording_script_then(
         "20-forever.sh",
-        &format!(
-            "echo \"$(basename \"$0\") $1\" >> {log}\n[ \"$1\" = start ] && echo waiting && exec sleep 1005\ntrue",
-            log = log.display()
-        ),
+        "[ \"$1\" = start ] && echo waiting && exec sleep 1005\ntrue",
     );
     sandbox.recording_script("30-never.sh");
     let mut init = sandbox.start(&[]);
@@ -310,13 +300,10 @@ fn status_wait_times_out_with_a_reason() {
 /// so a test can act while the stop is in flight.
 fn slow_stop_script(sandbox: &Sandbox, name: &str) -> std::path::PathBuf {
     let release = sandbox.path("release-stop");
-    let log = sandbox.path("order.log");
-    sandbox.script(
+    sandbox.recording_script_then(
         name,
         &format!(
-            r#"echo "$(basename "$0") $1" >> {log}
-if [ "$1" = stop ]; then echo stopping; while [ ! -e {release} ]; do sleep 0.01; done; fi"#,
-            log = log.display(),
+            r#"if [ "$1" = stop ]; then echo stopping; while [ ! -e {release} ]; do sleep 0.01; done; fi"#,
             release = release.display()
         ),
     );
