@@ -4,9 +4,10 @@
 //! container log behind a `[name]` prefix.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use nix::unistd::Pid;
@@ -81,10 +82,10 @@ pub fn spawn(
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let prefix = format!("[{}] ", script.name);
     if let Some(stdout) = child.stdout.take() {
-        forward_output(stdout_pipe(stdout), prefix.clone(), Stream::Stdout);
+        forward_output(stdout, prefix.clone(), Stream::Stdout);
     }
     if let Some(stderr) = child.stderr.take() {
-        forward_output(stderr_pipe(stderr), prefix, Stream::Stderr);
+        forward_output(stderr, prefix, Stream::Stderr);
     }
     Ok(RunningScript {
         pid: Pid::from_raw(child.id() as i32),
@@ -93,18 +94,10 @@ pub fn spawn(
     })
 }
 
-fn stdout_pipe(stdout: ChildStdout) -> io::Result<pipe::Receiver> {
-    pipe::Receiver::from_owned_fd(stdout.into())
-}
-
-fn stderr_pipe(stderr: ChildStderr) -> io::Result<pipe::Receiver> {
-    pipe::Receiver::from_owned_fd(stderr.into())
-}
-
 /// Copies lines from `pipe` to our own stdout or stderr with `prefix`, until
 /// every writer (the script and whatever it left running) has closed it.
-fn forward_output(pipe: io::Result<pipe::Receiver>, prefix: String, stream: Stream) {
-    let pipe = match pipe {
+fn forward_output(pipe: impl Into<OwnedFd>, prefix: String, stream: Stream) {
+    let pipe = match pipe::Receiver::from_owned_fd(pipe.into()) {
         Ok(pipe) => pipe,
         Err(error) => {
             tracing::warn!("{prefix}output will not be logged: {error}");
