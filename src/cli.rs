@@ -8,7 +8,7 @@
 //! benchmark section). `parse` is pure (arguments and environment in, a
 //! decision out) and unit-tested here.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -287,22 +287,35 @@ fn init_options(
     })
 }
 
-/// Splits `--flag=value` or takes the value from the next argument.
+/// An init option and its value, `--flag=value` or `--flag value`.
 fn option_value(
     text: &str,
     args: &mut impl Iterator<Item = OsString>,
 ) -> Result<(&'static str, OsString), UsageError> {
-    let (name, inline) = match text.split_once('=') {
-        Some((name, value)) => (name, Some(OsString::from(value))),
-        None => (text, None),
-    };
+    let (name, inline) = split_flag(text);
     let Some(&(flag, _)) = INIT_OPTIONS.iter().find(|(f, _)| *f == name) else {
         return Err(UsageError(format!("unknown option `{name}`")));
     };
-    match inline.or_else(|| args.next()) {
-        Some(value) => Ok((flag, value)),
-        None => Err(UsageError(format!("`{flag}` needs a value"))),
+    Ok((flag, flag_value(flag, inline, args)?))
+}
+
+/// `--flag=value` gives the flag and its value; `--flag` the flag alone.
+fn split_flag(text: &str) -> (&str, Option<OsString>) {
+    match text.split_once('=') {
+        Some((flag, value)) => (flag, Some(OsString::from(value))),
+        None => (text, None),
     }
+}
+
+/// The value given inline, or else the next argument.
+fn flag_value(
+    flag: &str,
+    inline: Option<OsString>,
+    args: &mut impl Iterator<Item = OsString>,
+) -> Result<OsString, UsageError> {
+    inline
+        .or_else(|| args.next())
+        .ok_or_else(|| UsageError(format!("`{flag}` needs a value")))
 }
 
 /// Parses an option's value, naming the flag or variable it came from on error.
@@ -330,32 +343,20 @@ fn parse_subcommand(
     let mut wait = None;
     let mut timeout = DEFAULT_CLIENT_TIMEOUT;
     while let Some(arg) = args.next() {
-        let text = arg.to_str().unwrap_or("");
-        let (flag, inline) = match text.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_string())),
-            None => (text, None),
-        };
-        let mut value = |what: &str| -> Result<String, UsageError> {
-            inline
-                .clone()
-                .or_else(|| args.next().and_then(|v| v.into_string().ok()))
-                .ok_or_else(|| UsageError(format!("`{what}` needs a value")))
-        };
+        let text = arg.to_string_lossy();
+        let (flag, inline) = split_flag(&text);
         match flag {
             "--json" if name == "status" => json = true,
             "--wait" if name == "status" => {
-                let phase = value("--wait")?;
-                wait = Some(
-                    phase
-                        .parse()
-                        .map_err(|why| UsageError(format!("--wait: {why}")))?,
-                );
+                let phase = flag_value(flag, inline, args)?;
+                wait = value_of(Some((flag.to_string(), phase)), str::parse)?;
             }
             "--timeout" => {
-                timeout = parse_seconds(&value("--timeout")?)
-                    .map_err(|why| UsageError(format!("--timeout: {why}")))?
+                let seconds = flag_value(flag, inline, args)?;
+                timeout =
+                    value_of(Some((flag.to_string(), seconds)), parse_seconds)?.unwrap_or(timeout);
             }
-            "--socket" => given.push(("--socket", OsString::from(value("--socket")?))),
+            "--socket" => given.push(("--socket", flag_value(flag, inline, args)?)),
             "-h" | "--help" => {
                 return Err(UsageError(format!(
                     "`dind-init {name}` takes the options shown by `dind-init --help`"
@@ -363,8 +364,7 @@ fn parse_subcommand(
             }
             _ => {
                 return Err(UsageError(format!(
-                    "`dind-init {name}` does not take `{}`",
-                    OsStr::new(text).to_string_lossy()
+                    "`dind-init {name}` does not take `{text}`"
                 )));
             }
         }
