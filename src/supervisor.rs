@@ -575,25 +575,21 @@ impl Supervisor {
     }
 
     /// Our descendants that are still alive after the stops: waits up to the
-    /// settle time for them to go (a daemon told to stop may take a moment).
+    /// settle time for them to go (a daemon told to stop may take a moment),
+    /// less the main command and the lineage of the clients that asked. A
+    /// second SIGTERM ends the wait.
     async fn settle_strays(&mut self, requesters: &[i32]) -> Vec<ProcessInfo> {
-        let deadline = Instant::now() + self.config.settle;
-        loop {
-            let table = procs::scan();
+        let main = self.main_pid();
+        let not_strays = |table: &[ProcessInfo]| -> HashSet<i32> {
             let mut excluded: HashSet<i32> = requesters
                 .iter()
-                .flat_map(|&pid| procs::lineage(&table, pid))
+                .flat_map(|&pid| procs::lineage(table, pid))
                 .collect();
-            excluded.extend(self.main_pid());
-            let strays: Vec<_> = procs::descendants(&table, self.own_pid)
-                .into_iter()
-                .filter(|p| !excluded.contains(&p.pid))
-                .collect();
-            if strays.is_empty() || Instant::now() >= deadline {
-                return strays;
-            }
-            tokio::time::sleep(PROCESS_POLL).await;
-        }
+            excluded.extend(main);
+            excluded
+        };
+        self.wait_for_descendants(self.config.settle, true, not_strays)
+            .await
     }
 
     async fn shutdown(&mut self) -> i32 {
@@ -702,9 +698,27 @@ impl Supervisor {
     /// Polls until no descendant is left or `limit` passes; a second SIGTERM
     /// ends the wait early when `interruptible`.
     async fn wait_until_gone(&mut self, limit: Duration, interruptible: bool) -> Vec<ProcessInfo> {
+        self.wait_for_descendants(limit, interruptible, |_| HashSet::new())
+            .await
+    }
+
+    /// Polls our live descendants, less those `excluded` picks out of each
+    /// scan, until none is left, `limit` passes or (when `interruptible`) a
+    /// forced shutdown comes; events are handled meanwhile.
+    async fn wait_for_descendants(
+        &mut self,
+        limit: Duration,
+        interruptible: bool,
+        excluded: impl Fn(&[ProcessInfo]) -> HashSet<i32>,
+    ) -> Vec<ProcessInfo> {
         let deadline = Instant::now() + limit;
         loop {
-            let left = procs::descendants(&procs::scan(), self.own_pid);
+            let table = procs::scan();
+            let skip = excluded(&table);
+            let left: Vec<_> = procs::descendants(&table, self.own_pid)
+                .into_iter()
+                .filter(|p| !skip.contains(&p.pid))
+                .collect();
             if left.is_empty()
                 || Instant::now() >= deadline
                 || (interruptible && self.pending.force)
