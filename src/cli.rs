@@ -11,107 +11,25 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
+use crate::config::{Config, DEFAULT_INIT_DIR, DEFAULT_SOCKET, DEFAULT_STATE};
 use crate::phase::Phase;
 
-/// Default init.d directory; a missing default directory means "no scripts".
-pub const DEFAULT_INIT_DIR: &str = "/etc/dind-init/init.d";
-/// Default control socket path.
-pub const DEFAULT_SOCKET: &str = "/run/dind-init.sock";
-/// Default persistent state file.
-pub const DEFAULT_STATE: &str = "/var/lib/dind-init/state.json";
 /// Default seconds the client subcommands wait.
 const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest time any option accepts: a year. Longer values are almost
+/// certainly a mistake (a unit mix-up), and every deadline computed from an
+/// accepted value stays far from the clock's limits.
+pub const MAX_SECONDS: u64 = 365 * 86_400;
 
 /// Everything the command line and the environment decided.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cli {
-    /// Control socket of the running dind-init (both roles).
-    pub socket: PathBuf,
-    pub init: InitOptions,
+    /// The init's settings; a client subcommand uses only its `socket`.
+    pub config: Config,
     /// A client subcommand; `None` runs the init.
     pub command: Option<Command>,
-    /// Main command to run after every start script succeeded.
-    pub main_command: Vec<OsString>,
-}
-
-/// Options of the init role.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InitOptions {
-    /// Directory of the init.d scripts; `None` means the default, which may be missing.
-    pub init_dir: Option<PathBuf>,
-    /// Persistent state file (boot count, quiesce history).
-    pub state: PathBuf,
-    /// How long a script's `start` may take before its process group is killed (0: no limit).
-    pub start_timeout: Duration,
-    /// How long a script's `stop` may take before its process group is killed (0: no limit).
-    pub stop_timeout: Duration,
-    /// Between SIGTERM and SIGKILL for the processes left at shutdown.
-    pub grace: Duration,
-    /// How long a quiesce waits, after the last stop, for processes to exit before calling them strays.
-    pub settle: Duration,
-    pub on_start_failure: StartFailurePolicy,
-    /// Least severe level of dind-init's own log lines.
-    pub log_level: LogLevel,
-}
-
-impl Default for InitOptions {
-    fn default() -> Self {
-        InitOptions {
-            init_dir: None,
-            state: PathBuf::from(DEFAULT_STATE),
-            start_timeout: Duration::from_secs(300),
-            stop_timeout: Duration::from_secs(60),
-            grace: Duration::from_secs(5),
-            settle: Duration::from_secs(2),
-            on_start_failure: StartFailurePolicy::Abort,
-            log_level: LogLevel::Info,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartFailurePolicy {
-    /// Stop what started, in reverse, and exit non-zero.
-    Abort,
-    /// Log the failure and go on with the next script.
-    Continue,
-}
-
-impl FromStr for StartFailurePolicy {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "abort" => Ok(StartFailurePolicy::Abort),
-            "continue" => Ok(StartFailurePolicy::Continue),
-            _ => Err(format!("`{text}` is not `abort` or `continue`")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
-
-impl FromStr for LogLevel {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "error" => Ok(LogLevel::Error),
-            "warn" => Ok(LogLevel::Warn),
-            "info" => Ok(LogLevel::Info),
-            "debug" => Ok(LogLevel::Debug),
-            _ => Err(format!("`{text}` is not one of error, warn, info, debug")),
-        }
-    }
 }
 
 /// Client subcommands, answered by the running init over the control socket.
@@ -229,7 +147,10 @@ where
             }
             "help" => return Ok(Parsed::Help(help())),
             "status" | "quiesce" | "resume" => {
-                command = Some(parse_subcommand(text, &mut args, &mut given)?);
+                match parse_subcommand(text, &mut args, &mut given)? {
+                    Some(parsed) => command = Some(parsed),
+                    None => return Ok(Parsed::Help(subcommand_help(text))),
+                }
                 break;
             }
             _ if text.starts_with('-') => {
@@ -252,38 +173,42 @@ where
     };
     let socket =
         lookup("--socket").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), |(_, v)| PathBuf::from(v));
-    let defaults = InitOptions::default();
     // A client never reads the init's options: an image's `ENV` reaches
     // `docker exec dind-init status` too, and must not be able to break it.
-    let init = if command.is_some() {
-        defaults
+    let config = if command.is_some() {
+        Config {
+            socket,
+            ..Config::default()
+        }
     } else {
-        init_options(&lookup, defaults)?
+        init_config(&lookup, socket, main_command)?
     };
-    Ok(Parsed::Run(Box::new(Cli {
-        socket,
-        init,
-        command,
-        main_command,
-    })))
+    Ok(Parsed::Run(Box::new(Cli { config, command })))
 }
 
-fn init_options(
+fn init_config(
     lookup: &impl Fn(&str) -> Option<(String, OsString)>,
-    defaults: InitOptions,
-) -> Result<InitOptions, UsageError> {
-    Ok(InitOptions {
-        init_dir: lookup("--init-dir").map(|(_, v)| PathBuf::from(v)),
-        state: lookup("--state").map_or(defaults.state, |(_, v)| PathBuf::from(v)),
-        start_timeout: value_of(lookup("--start-timeout"), parse_seconds)?
+    socket: PathBuf,
+    main_command: Vec<OsString>,
+) -> Result<Config, UsageError> {
+    let defaults = Config::default();
+    let init_dir = lookup("--init-dir").map(|(_, v)| PathBuf::from(v));
+    Ok(Config {
+        init_dir_explicit: init_dir.is_some(),
+        init_dir: init_dir.unwrap_or(defaults.init_dir),
+        state_path: lookup("--state").map_or(defaults.state_path, |(_, v)| PathBuf::from(v)),
+        socket,
+        start_timeout: value_of(lookup("--start-timeout"), parse_timeout)?
             .unwrap_or(defaults.start_timeout),
-        stop_timeout: value_of(lookup("--stop-timeout"), parse_seconds)?
+        stop_timeout: value_of(lookup("--stop-timeout"), parse_timeout)?
             .unwrap_or(defaults.stop_timeout),
         grace: value_of(lookup("--grace"), parse_seconds)?.unwrap_or(defaults.grace),
         settle: value_of(lookup("--settle"), parse_seconds)?.unwrap_or(defaults.settle),
         on_start_failure: value_of(lookup("--on-start-failure"), str::parse)?
             .unwrap_or(defaults.on_start_failure),
         log_level: value_of(lookup("--log-level"), str::parse)?.unwrap_or(defaults.log_level),
+        main_command,
+        main_cwd: defaults.main_cwd,
     })
 }
 
@@ -334,11 +259,34 @@ fn value_of<T>(
         .map_err(|why| UsageError(format!("{source}: {why}")))
 }
 
+/// The text of `dind-init SUBCOMMAND --help`.
+fn subcommand_help(name: &str) -> String {
+    let (usage, what) = match name {
+        "status" => (
+            "status [--json[=true|false]] [--wait PHASE] [--timeout S] [--socket PATH]",
+            "Prints the phase, each script's state and the boot history. Exit 0 when\nrunning and healthy, 1 otherwise, 3 when no dind-init answers. With --wait,\nblocks until PHASE (starting, running, quiescing, quiesced, shutting-down).",
+        ),
+        "quiesce" => (
+            "quiesce [--timeout S] [--socket PATH]",
+            "Stops every script in reverse and waits. Exit 0 only when the container is\nsafe to docker commit; otherwise 1 and the reason.",
+        ),
+        _ => (
+            "resume [--timeout S] [--socket PATH]",
+            "Runs the starts again after a quiesce and waits for them. Exit 0 when running\nand healthy.",
+        ),
+    };
+    format!(
+        "Usage: dind-init {usage}\n\n{what}\n--timeout defaults to {} seconds; the socket to DIND_INIT_SOCKET or {DEFAULT_SOCKET}.\n",
+        DEFAULT_CLIENT_TIMEOUT.as_secs()
+    )
+}
+
+/// A subcommand's options; `None` when it was asked for its help.
 fn parse_subcommand(
     name: &str,
     args: &mut impl Iterator<Item = OsString>,
     given: &mut Vec<(&'static str, OsString)>,
-) -> Result<Command, UsageError> {
+) -> Result<Option<Command>, UsageError> {
     let mut json = false;
     let mut wait = None;
     let mut timeout = DEFAULT_CLIENT_TIMEOUT;
@@ -346,7 +294,18 @@ fn parse_subcommand(
         let text = arg.to_string_lossy();
         let (flag, inline) = split_flag(&text);
         match flag {
-            "--json" if name == "status" => json = true,
+            "--json" if name == "status" => {
+                json = match inline.as_ref().map(|v| v.to_string_lossy()) {
+                    None => true,
+                    Some(value) if value == "true" => true,
+                    Some(value) if value == "false" => false,
+                    Some(value) => {
+                        return Err(UsageError(format!(
+                            "--json: `{value}` is not `true` or `false`"
+                        )));
+                    }
+                }
+            }
             "--wait" if name == "status" => {
                 let phase = flag_value(flag, inline, args)?;
                 wait = value_of(Some((flag.to_string(), phase)), str::parse)?;
@@ -357,11 +316,7 @@ fn parse_subcommand(
                     value_of(Some((flag.to_string(), seconds)), parse_seconds)?.unwrap_or(timeout);
             }
             "--socket" => given.push(("--socket", flag_value(flag, inline, args)?)),
-            "-h" | "--help" => {
-                return Err(UsageError(format!(
-                    "`dind-init {name}` takes the options shown by `dind-init --help`"
-                )));
-            }
+            "-h" | "--help" => return Ok(None),
             _ => {
                 return Err(UsageError(format!(
                     "`dind-init {name}` does not take `{text}`"
@@ -369,7 +324,7 @@ fn parse_subcommand(
             }
         }
     }
-    Ok(match name {
+    Ok(Some(match name {
         "status" => Command::Status {
             json,
             wait,
@@ -377,10 +332,10 @@ fn parse_subcommand(
         },
         "quiesce" => Command::Quiesce { timeout },
         _ => Command::Resume { timeout },
-    })
+    }))
 }
 
-/// Parses a number of seconds, fractions allowed (`0.5`).
+/// Parses a number of seconds, fractions allowed (`0.5`), at most [`MAX_SECONDS`].
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .trim()
@@ -389,17 +344,23 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("`{text}` must be zero or more seconds"));
     }
+    if seconds > MAX_SECONDS as f64 {
+        return Err(format!(
+            "`{text}` is more than a year ({MAX_SECONDS} seconds); give a shorter time"
+        ));
+    }
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// A timeout where zero means "no limit".
-pub fn limit(timeout: Duration) -> Option<Duration> {
-    (!timeout.is_zero()).then_some(timeout)
+/// A timeout in seconds where zero means "no limit" (`None`).
+pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
+    parse_seconds(text).map(|timeout| (!timeout.is_zero()).then_some(timeout))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StartFailurePolicy;
 
     fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Parsed, UsageError> {
         let env: Vec<(String, String)> = env
@@ -431,28 +392,78 @@ mod tests {
 
     #[test]
     fn zero_timeout_means_no_limit() {
-        assert_eq!(limit(Duration::ZERO), None);
-        assert_eq!(limit(Duration::from_secs(2)), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("0"), Ok(None));
+        assert_eq!(parse_timeout("2"), Ok(Some(Duration::from_secs(2))));
+        let cli = run(&["--start-timeout", "0"], &[]);
+        assert_eq!(cli.config.start_timeout, None);
+        assert_eq!(cli.config.stop_timeout, Config::default().stop_timeout);
+    }
+
+    #[test]
+    fn huge_values_are_a_usage_error_not_a_panic() {
+        for huge in ["1e20", "1e19", "31536001", "18446744073709551616"] {
+            let error = parse_with(&["--grace", huge], &[]).unwrap_err().0;
+            assert!(error.contains("more than a year"), "{huge}: {error}");
+            let error = parse_with(&[], &[("DIND_INIT_SETTLE", huge)])
+                .unwrap_err()
+                .0;
+            assert!(error.starts_with("DIND_INIT_SETTLE: "), "{error}");
+            let error = parse_with(&["status", "--timeout", huge], &[])
+                .unwrap_err()
+                .0;
+            assert!(error.starts_with("--timeout: "), "{error}");
+        }
+        assert_eq!(
+            parse_seconds("31536000"),
+            Ok(Duration::from_secs(MAX_SECONDS))
+        );
+    }
+
+    #[test]
+    fn json_flag_takes_true_or_false() {
+        let json_of = |args: &[&str]| match run(args, &[]).command {
+            Some(Command::Status { json, .. }) => json,
+            other => panic!("not status: {other:?}"),
+        };
+        assert!(json_of(&["status", "--json"]));
+        assert!(json_of(&["status", "--json=true"]));
+        assert!(!json_of(&["status", "--json=false"]));
+        assert!(!json_of(&["status"]));
+        assert!(parse_with(&["status", "--json=yes"], &[]).is_err());
+    }
+
+    #[test]
+    fn subcommand_help_is_help_not_an_error() {
+        for name in ["status", "quiesce", "resume"] {
+            match parse_with(&[name, "--help"], &[]) {
+                Ok(Parsed::Help(text)) => {
+                    assert!(
+                        text.starts_with(&format!("Usage: dind-init {name}")),
+                        "{text}"
+                    )
+                }
+                other => panic!("{name} --help: {other:?}"),
+            }
+        }
     }
 
     #[test]
     fn defaults_without_arguments_or_environment() {
         let cli = run(&[], &[]);
-        assert_eq!(cli.socket, PathBuf::from(DEFAULT_SOCKET));
-        assert_eq!(cli.init, InitOptions::default());
-        assert!(cli.command.is_none() && cli.main_command.is_empty());
+        assert_eq!(cli.config, Config::default());
+        assert!(cli.command.is_none() && cli.config.main_command.is_empty());
     }
 
     #[test]
     fn main_command_after_double_dash_and_tini_style() {
         let cli = run(&["--grace", "1", "--", "sleep", "-x"], &[]);
-        assert_eq!(cli.main_command, ["sleep", "-x"]);
-        assert_eq!(cli.init.grace, Duration::from_secs(1));
+        assert_eq!(cli.config.main_command, ["sleep", "-x"]);
+        assert_eq!(cli.config.grace, Duration::from_secs(1));
         let cli = run(&["sh", "-c", "exit 3"], &[]);
-        assert_eq!(cli.main_command, ["sh", "-c", "exit 3"]);
+        assert_eq!(cli.config.main_command, ["sh", "-c", "exit 3"]);
         assert!(cli.command.is_none());
         let cli = run(&["--", "status", "--json"], &[]);
-        assert_eq!(cli.main_command, ["status", "--json"]);
+        assert_eq!(cli.config.main_command, ["status", "--json"]);
         assert!(cli.command.is_none());
     }
 
@@ -464,10 +475,11 @@ mod tests {
             ("DIND_INIT_ON_START_FAILURE", "continue"),
         ];
         let cli = run(&["--grace=2", "--settle", "0.5"], &env);
-        assert_eq!(cli.init.grace, Duration::from_secs(2));
-        assert_eq!(cli.init.settle, Duration::from_millis(500));
-        assert_eq!(cli.init.init_dir, Some(PathBuf::from("/from/env")));
-        assert_eq!(cli.init.on_start_failure, StartFailurePolicy::Continue);
+        assert_eq!(cli.config.grace, Duration::from_secs(2));
+        assert_eq!(cli.config.settle, Duration::from_millis(500));
+        assert_eq!(cli.config.init_dir, PathBuf::from("/from/env"));
+        assert!(cli.config.init_dir_explicit);
+        assert_eq!(cli.config.on_start_failure, StartFailurePolicy::Continue);
     }
 
     #[test]
@@ -488,7 +500,7 @@ mod tests {
             &["--socket", "/tmp/s", "quiesce"],
             &[("DIND_INIT_SOCKET", "/env")],
         );
-        assert_eq!(cli.socket, PathBuf::from("/tmp/s"));
+        assert_eq!(cli.config.socket, PathBuf::from("/tmp/s"));
         assert_eq!(
             cli.command,
             Some(Command::Quiesce {
@@ -496,9 +508,9 @@ mod tests {
             })
         );
         let cli = run(&["resume", "--socket=/x"], &[]);
-        assert_eq!(cli.socket, PathBuf::from("/x"));
+        assert_eq!(cli.config.socket, PathBuf::from("/x"));
         let cli = run(&["status"], &[("DIND_INIT_SOCKET", "/env")]);
-        assert_eq!(cli.socket, PathBuf::from("/env"));
+        assert_eq!(cli.config.socket, PathBuf::from("/env"));
     }
 
     #[test]
@@ -531,7 +543,7 @@ mod tests {
     #[test]
     fn a_client_ignores_the_init_options_of_the_environment() {
         let cli = run(&["status"], &[("DIND_INIT_GRACE", "not a number")]);
-        assert_eq!(cli.init, InitOptions::default());
+        assert_eq!(cli.config, Config::default());
         assert!(matches!(cli.command, Some(Command::Status { .. })));
     }
 

@@ -22,9 +22,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, mpsc::UnboundedSender, oneshot, watch};
 
+use crate::event::{ControlCommand, ControlRequest, Event};
 use crate::phase::Phase;
 use crate::status::Status;
-use crate::supervisor::Event;
 
 /// Longest request line accepted; anything longer is answered with an error.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -78,24 +78,6 @@ impl Response {
             status,
         }
     }
-}
-
-/// What the server asks of the supervisor; answered through `reply` once
-/// the operation has finished (or at once, when it is refused).
-#[derive(Debug)]
-pub struct ControlRequest {
-    pub command: ControlCommand,
-    pub reply: oneshot::Sender<Result<Status, String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ControlCommand {
-    /// `requester` is the client's pid as seen from here (0 or None when it
-    /// lives outside our PID namespace); it and its ancestors are not strays.
-    Quiesce {
-        requester: Option<i32>,
-    },
-    Resume,
 }
 
 /// Binds the control socket with mode 0600. A socket file left behind by a
@@ -270,7 +252,9 @@ async fn answer(
     let deadline = Duration::from_millis(timeout_ms);
     match tokio::time::timeout(deadline, outcome).await {
         Ok(Ok(Ok(done))) => Response::success(done),
-        Ok(Ok(Err(reason))) => Response::failure(reason, Some(status.borrow().clone())),
+        Ok(Ok(Err(refusal))) => {
+            Response::failure(refusal.to_string(), Some(status.borrow().clone()))
+        }
         Ok(Err(_)) => Response::failure("dind-init is exiting", None),
         Err(_) => {
             let current = status.borrow().clone();

@@ -2,7 +2,6 @@
 //! `chdir("/")`, the control socket, the signal reader, the reaper and the
 //! supervisor on one current-thread tokio runtime.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::SigSet;
 
-use crate::cli::{DEFAULT_INIT_DIR, InitOptions};
+use crate::config::Config;
 use crate::reaper::Reaper;
-use crate::supervisor::{Config, Supervisor};
+use crate::supervisor::Supervisor;
 use crate::{control, logging, output, signals, sys};
 
 /// Exit code of PID 1 for a configuration error found before anything ran.
@@ -21,19 +20,12 @@ pub const EXIT_CONFIG_ERROR: i32 = 2;
 const OUTPUT_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
 /// Runs dind-init as init until shutdown; returns the process exit code.
-pub fn run(
-    options: InitOptions,
-    socket: PathBuf,
-    main_command: Vec<OsString>,
-    signal_mask: SigSet,
-) -> i32 {
+pub fn run(config: Config, signal_mask: SigSet) -> i32 {
     if let Err(error) = output::start() {
         eprintln!("dind-init: warning: no output thread ({error}); log lines are written directly");
     }
-    logging::init(options.log_level);
-    let code = match prepare(options, socket, main_command)
-        .and_then(|config| serve(config, signal_mask))
-    {
+    logging::init(config.log_level);
+    let code = match prepare(config).and_then(|config| serve(config, signal_mask)) {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -44,7 +36,7 @@ pub fn run(
     code
 }
 
-fn prepare(options: InitOptions, socket: PathBuf, main_command: Vec<OsString>) -> Result<Config> {
+fn prepare(mut config: Config) -> Result<Config> {
     let own_pid = nix::unistd::getpid().as_raw();
     if own_pid != 1 {
         // Not fatal: without it (qemu-user, kernels before 3.4) our own
@@ -59,33 +51,16 @@ fn prepare(options: InitOptions, socket: PathBuf, main_command: Vec<OsString>) -
         }
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let init_dir_explicit = options.init_dir.is_some();
-    let init_dir = cwd.join(
-        options
-            .init_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_INIT_DIR)),
-    );
-    if init_dir_explicit && !init_dir.is_dir() {
+    config.resolve_paths(cwd);
+    if config.init_dir_explicit && !config.init_dir.is_dir() {
         bail!(
             "init.d directory {} (from --init-dir or DIND_INIT_DIR) does not exist or is not a directory; create it or unset DIND_INIT_DIR",
-            init_dir.display()
+            config.init_dir.display()
         );
     }
     // No mount point stays busy because PID 1 sits in it.
     std::env::set_current_dir("/").context("cannot chdir to /")?;
-    Ok(Config {
-        init_dir,
-        init_dir_explicit,
-        state_path: cwd.join(options.state),
-        socket: cwd.join(socket),
-        start_timeout: options.start_timeout,
-        stop_timeout: options.stop_timeout,
-        grace: options.grace,
-        settle: options.settle,
-        on_start_failure: options.on_start_failure,
-        main_command,
-        main_cwd: cwd,
-    })
+    Ok(config)
 }
 
 fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {

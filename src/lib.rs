@@ -7,9 +7,13 @@
 //!
 //! Map of the crate:
 //! - [`cli`]: command line and environment variables of both roles (init and client).
+//! - [`config`]: the init's settings as typed values, which is all the core reads.
 //! - [`discovery`]: which files in the init.d directory are scripts, and their order.
 //! - [`phase`]: the supervisor's phases and the transitions allowed between them.
-//! - [`supervisor`]: the one owner of mutable state; runs scripts and reacts to events.
+//! - [`event`]: what reaches the supervisor (signals, control requests, the main
+//!   command's exit) and its typed answers; shared by both sides, owned by neither.
+//! - [`supervisor`]: the one owner of mutable state; one file per lifecycle stage,
+//!   its decisions pure and table-tested in [`supervisor::intent`].
 //! - [`script`]: spawning one `SCRIPT start|stop` with its environment, log prefix and timeout.
 //! - [`reaper`]: the single `waitpid(-1)` caller, handing exit statuses to whoever waits for them.
 //! - [`signals`]: the signalfd reader: forwards to the main command, wakes the reaper, posts events.
@@ -25,8 +29,10 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod control;
 pub mod discovery;
+pub mod event;
 pub mod init;
 pub mod logging;
 pub mod output;

@@ -14,7 +14,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use crate::cli::LogLevel;
+use crate::config::LogLevel;
 use crate::output;
 
 /// Where a finished line goes: stderr, or a buffer in tests.

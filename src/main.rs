@@ -38,9 +38,9 @@ fn main() -> ExitCode {
         Some(command) => {
             // A client must die of Ctrl-C like any command.
             let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&signal_mask), None);
-            client::run(&cli.socket, command)
+            client::run(&cli.config.socket, command)
         }
-        None => init::run(cli.init, cli.socket, cli.main_command, signal_mask),
+        None => init::run(cli.config, signal_mask),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

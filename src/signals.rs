@@ -12,8 +12,8 @@ use nix::sys::signalfd::SignalFd;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::event::Event;
 use crate::reaper::Reaper;
-use crate::supervisor::Event;
 use crate::sys::{send_signal, signal_name};
 
 /// Whether a signal is passed on to the main command: all but those dind-init

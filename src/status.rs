@@ -84,6 +84,23 @@ pub struct RunResult {
     pub reason: Option<String>,
 }
 
+impl RunResult {
+    /// A run that did not succeed, and why.
+    pub fn failure(
+        outcome: Outcome,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+        why: String,
+    ) -> Self {
+        RunResult {
+            outcome,
+            exit_code,
+            duration_ms,
+            reason: Some(why),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptStatus {
     pub name: String,
@@ -112,6 +129,23 @@ pub struct MainStatus {
 }
 
 impl Status {
+    /// What is published before the supervisor's first real snapshot.
+    pub fn placeholder(pid: i32, boot: BootInfo) -> Self {
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid,
+            phase: Phase::Starting,
+            healthy: false,
+            boot,
+            boots: Vec::new(),
+            quiesces: Vec::new(),
+            commit_safe: None,
+            scripts: Vec::new(),
+            main: None,
+            strays: Vec::new(),
+        }
+    }
+
     /// Whether the container is up and every start succeeded (the HEALTHCHECK answer).
     pub fn compute_healthy(
         phase: Phase,

@@ -1,0 +1,346 @@
+//! The supervisor's decisions as pure functions: what a request, a signal or
+//! the main command's exit means in a given phase with the intents already
+//! recorded, which step the lifecycle loop takes next, when a running script
+//! is interrupted, and the exit code. No process, socket or clock here, so
+//! every rule is a row of a table test below.
+
+use nix::sys::signal::Signal;
+
+use crate::event::Refusal;
+use crate::phase::Phase;
+use crate::script::Action;
+
+/// Exit code of PID 1 when a start script failed under `--on-start-failure=abort`.
+pub const EXIT_START_FAILED: i32 = 3;
+/// Exit code of PID 1 when a stop script failed during shutdown (no main command).
+pub const EXIT_STOP_FAILED: i32 = 1;
+
+/// Why the container is shutting down; decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownCause {
+    Signal(i32),
+    MainExited,
+    StartFailed,
+}
+
+/// Intents recorded by events and not yet acted on by the lifecycle loop.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Intents {
+    /// A quiesce was asked for.
+    pub quiesce: bool,
+    /// A resume was asked for.
+    pub resume: bool,
+    /// A shutdown was asked for, and why.
+    pub shutdown: Option<ShutdownCause>,
+    /// A second SIGTERM/SIGINT: abort the stops and kill everything now.
+    pub force: bool,
+}
+
+impl Intents {
+    /// A shutdown is asked for or under way: nothing else will be started.
+    pub fn shutting_down(&self, phase: Phase) -> bool {
+        self.shutdown.is_some() || phase == Phase::ShuttingDown
+    }
+}
+
+/// The next step of the lifecycle loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Shutdown,
+    Quiesce,
+    Resume,
+    /// Nothing to do: wait for the next event.
+    Wait,
+}
+
+/// Shutdown first, then a quiesce, then a resume, each only where the phase allows it.
+pub fn next_step(phase: Phase, intents: &Intents) -> Step {
+    if intents.shutdown.is_some() {
+        Step::Shutdown
+    } else if intents.quiesce && phase.can_quiesce() {
+        Step::Quiesce
+    } else if intents.resume && phase.can_resume() {
+        Step::Resume
+    } else {
+        Step::Wait
+    }
+}
+
+/// What a quiesce request (SIGUSR1 or `dind-init quiesce`) leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuiesceDecision {
+    Refuse(Refusal),
+    /// Already quiesced and no resume queued: answer at once, commit-safe or not.
+    AlreadyQuiesced,
+    /// One is asked for or running: answer with it.
+    JoinRunning,
+    /// Starts are running: finish the script in flight, then stop what started.
+    AfterScriptInFlight,
+    Begin,
+}
+
+pub fn quiesce_request(phase: Phase, intents: &Intents) -> QuiesceDecision {
+    if intents.shutting_down(phase) {
+        QuiesceDecision::Refuse(Refusal::ShuttingDown)
+    } else if phase == Phase::Quiesced && intents.resume {
+        QuiesceDecision::Refuse(Refusal::ResumeQueued)
+    } else if phase == Phase::Quiesced {
+        QuiesceDecision::AlreadyQuiesced
+    } else if intents.quiesce || phase == Phase::Quiescing {
+        QuiesceDecision::JoinRunning
+    } else if phase == Phase::Starting {
+        QuiesceDecision::AfterScriptInFlight
+    } else {
+        QuiesceDecision::Begin
+    }
+}
+
+/// Whether a resume request (SIGUSR2 or `dind-init resume`) is carried out.
+pub fn resume_request(phase: Phase, intents: &Intents) -> Result<(), Refusal> {
+    if intents.shutting_down(phase) {
+        Err(Refusal::ShuttingDown)
+    } else if phase.can_resume() {
+        Ok(())
+    } else {
+        Err(Refusal::NothingToResume(phase))
+    }
+}
+
+/// What a shutdown signal leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownDecision {
+    Begin,
+    /// The second one: skip the remaining stops and kill every process now.
+    Force,
+    /// Already forced: nothing more to do.
+    Nothing,
+}
+
+pub fn shutdown_request(phase: Phase, intents: &Intents) -> ShutdownDecision {
+    if !intents.shutting_down(phase) {
+        ShutdownDecision::Begin
+    } else if !intents.force {
+        ShutdownDecision::Force
+    } else {
+        ShutdownDecision::Nothing
+    }
+}
+
+/// What dind-init itself does with a signal (forwarding to the main command
+/// happens in the signal task, before this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalRole {
+    Quiesce,
+    Resume,
+    Shutdown,
+    /// Nothing beyond the forwarding.
+    None,
+}
+
+pub fn signal_role(signo: i32) -> SignalRole {
+    match Signal::try_from(signo) {
+        Ok(Signal::SIGUSR1) => SignalRole::Quiesce,
+        Ok(Signal::SIGUSR2) => SignalRole::Resume,
+        Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => SignalRole::Shutdown,
+        _ => SignalRole::None,
+    }
+}
+
+/// The signal a running `start` or `stop` should have been sent by now:
+/// SIGKILL once a shutdown is forced, SIGTERM to a start when a shutdown is
+/// asked for; `None` while it may run on. Never de-escalates.
+pub fn interruption(action: Action, intents: &Intents, sent: Option<Signal>) -> Option<Signal> {
+    let wanted = if intents.force {
+        Signal::SIGKILL
+    } else if action == Action::Start && intents.shutdown.is_some() {
+        Signal::SIGTERM
+    } else {
+        return None;
+    };
+    match sent {
+        Some(Signal::SIGKILL) => None,
+        Some(already) if already == wanted => None,
+        _ => Some(wanted),
+    }
+}
+
+/// PID 1's exit code: the main command's when it has one, else whether the
+/// starts or the stops failed.
+pub fn exit_code(main_exit_code: Option<i32>, cause: ShutdownCause, stop_failed: bool) -> i32 {
+    match (main_exit_code, cause) {
+        (Some(code), _) => code,
+        (None, ShutdownCause::StartFailed) => EXIT_START_FAILED,
+        (None, _) if stop_failed => EXIT_STOP_FAILED,
+        (None, _) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phase::ALL_PHASES;
+    use Phase::*;
+
+    const NONE: Intents = Intents {
+        quiesce: false,
+        resume: false,
+        shutdown: None,
+        force: false,
+    };
+    const TERM: Option<ShutdownCause> = Some(ShutdownCause::Signal(15));
+
+    #[test]
+    fn next_step_table() {
+        let quiesce = Intents {
+            quiesce: true,
+            ..NONE
+        };
+        let resume = Intents {
+            resume: true,
+            ..NONE
+        };
+        let all = Intents {
+            quiesce: true,
+            resume: true,
+            shutdown: TERM,
+            force: false,
+        };
+        let rows = [
+            (Running, NONE, Step::Wait),
+            (Running, quiesce, Step::Quiesce),
+            (Starting, quiesce, Step::Quiesce),
+            (Quiesced, quiesce, Step::Wait),
+            (Quiesced, resume, Step::Resume),
+            (Running, resume, Step::Wait),
+            (Quiesced, all, Step::Shutdown),
+            (Running, all, Step::Shutdown),
+        ];
+        for (phase, intents, step) in rows {
+            assert_eq!(next_step(phase, &intents), step, "{phase} {intents:?}");
+        }
+    }
+
+    #[test]
+    fn quiesce_request_table() {
+        use QuiesceDecision::*;
+        let asked = Intents {
+            quiesce: true,
+            ..NONE
+        };
+        let resume = Intents {
+            resume: true,
+            ..NONE
+        };
+        let shutdown = Intents {
+            shutdown: TERM,
+            ..NONE
+        };
+        let rows = [
+            (Running, NONE, Begin),
+            (Starting, NONE, AfterScriptInFlight),
+            (Starting, asked, JoinRunning),
+            (Quiescing, NONE, JoinRunning),
+            (Quiesced, NONE, AlreadyQuiesced),
+            (Quiesced, resume, Refuse(Refusal::ResumeQueued)),
+            (Running, shutdown, Refuse(Refusal::ShuttingDown)),
+            (ShuttingDown, NONE, Refuse(Refusal::ShuttingDown)),
+        ];
+        for (phase, intents, decision) in rows {
+            assert_eq!(
+                quiesce_request(phase, &intents),
+                decision,
+                "{phase} {intents:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn resume_only_from_quiesced_and_never_during_shutdown() {
+        for phase in ALL_PHASES {
+            let expected = match phase {
+                Quiesced => Ok(()),
+                ShuttingDown => Err(Refusal::ShuttingDown),
+                other => Err(Refusal::NothingToResume(other)),
+            };
+            assert_eq!(resume_request(phase, &NONE), expected, "{phase}");
+        }
+        let shutdown = Intents {
+            shutdown: TERM,
+            ..NONE
+        };
+        assert_eq!(
+            resume_request(Quiesced, &shutdown),
+            Err(Refusal::ShuttingDown)
+        );
+    }
+
+    #[test]
+    fn the_second_shutdown_forces_and_the_third_does_nothing() {
+        use ShutdownDecision::*;
+        let asked = Intents {
+            shutdown: TERM,
+            ..NONE
+        };
+        let forced = Intents {
+            force: true,
+            ..asked
+        };
+        assert_eq!(shutdown_request(Running, &NONE), Begin);
+        assert_eq!(shutdown_request(Quiesced, &NONE), Begin);
+        assert_eq!(shutdown_request(Running, &asked), Force);
+        assert_eq!(shutdown_request(ShuttingDown, &NONE), Force);
+        assert_eq!(shutdown_request(ShuttingDown, &forced), Nothing);
+    }
+
+    #[test]
+    fn signal_roles() {
+        assert_eq!(signal_role(Signal::SIGUSR1 as i32), SignalRole::Quiesce);
+        assert_eq!(signal_role(Signal::SIGUSR2 as i32), SignalRole::Resume);
+        for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+            assert_eq!(signal_role(signal as i32), SignalRole::Shutdown);
+        }
+        assert_eq!(signal_role(Signal::SIGHUP as i32), SignalRole::None);
+        assert_eq!(signal_role(libc::SIGRTMIN()), SignalRole::None);
+    }
+
+    #[test]
+    fn interruption_escalates_and_never_repeats() {
+        let shutdown = Intents {
+            shutdown: TERM,
+            ..NONE
+        };
+        let forced = Intents {
+            force: true,
+            ..shutdown
+        };
+        let term = Some(Signal::SIGTERM);
+        let kill = Some(Signal::SIGKILL);
+        let rows = [
+            (Action::Start, NONE, None, None),
+            (Action::Start, shutdown, None, term),
+            (Action::Start, shutdown, term, None),
+            (Action::Stop, shutdown, None, None),
+            (Action::Start, forced, term, kill),
+            (Action::Stop, forced, None, kill),
+            (Action::Stop, forced, kill, None),
+        ];
+        for (action, intents, sent, wanted) in rows {
+            assert_eq!(
+                interruption(action, &intents, sent),
+                wanted,
+                "{action:?} {intents:?} {sent:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        use ShutdownCause::*;
+        assert_eq!(exit_code(Some(7), Signal(15), true), 7);
+        assert_eq!(exit_code(Some(0), StartFailed, false), 0);
+        assert_eq!(exit_code(None, StartFailed, true), EXIT_START_FAILED);
+        assert_eq!(exit_code(None, Signal(15), true), EXIT_STOP_FAILED);
+        assert_eq!(exit_code(None, Signal(15), false), 0);
+        assert_eq!(exit_code(None, MainExited, false), 0);
+    }
+}

@@ -1,0 +1,105 @@
+//! The main command given after `--`: its status before it runs, spawning it
+//! once the first start round is done, and noting its exit, which starts
+//! the shutdown.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::unistd::Pid;
+
+use crate::event::Event;
+use crate::reaper::ChildExit;
+use crate::status::{MainState, MainStatus};
+
+use super::Supervisor;
+use super::intent::ShutdownCause;
+
+/// The status of a main command not started yet; `None` when there is none.
+pub(super) fn initial_status(command: &[OsString]) -> Option<MainStatus> {
+    (!command.is_empty()).then(|| MainStatus {
+        command: command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        pid: None,
+        state: MainState::Pending,
+        exit_code: None,
+    })
+}
+
+impl Supervisor {
+    /// The main command's pid while it runs.
+    pub(super) fn main_pid(&self) -> Option<i32> {
+        let main = self.main.as_ref()?;
+        (main.state == MainState::Running)
+            .then_some(main.pid)
+            .flatten()
+    }
+
+    pub(super) fn start_main(&mut self) {
+        let Some(main) = &mut self.main else { return };
+        let Some((program, args)) = self.config.main_command.split_first() else {
+            return;
+        };
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(&self.config.main_cwd)
+            .process_group(0);
+        match self.reaper.spawn_main(&mut command) {
+            Ok((child, exit)) => {
+                let pid = child.id() as i32;
+                main.pid = Some(pid);
+                main.state = MainState::Running;
+                give_terminal_to(pid);
+                let events = self.event_sender.clone();
+                tokio::spawn(async move {
+                    if let Ok(exit) = exit.await {
+                        let _ = events.send(Event::MainExited(exit));
+                    }
+                });
+            }
+            Err(error) => {
+                let code = match error.kind() {
+                    std::io::ErrorKind::NotFound => 127,
+                    _ => 126,
+                };
+                tracing::error!(
+                    "cannot execute main command {}: {error}",
+                    program.to_string_lossy()
+                );
+                main.state = MainState::FailedToStart;
+                main.exit_code = Some(code);
+                self.pending
+                    .intents
+                    .shutdown
+                    .get_or_insert(ShutdownCause::MainExited);
+            }
+        }
+    }
+
+    pub(super) fn on_main_exit(&mut self, exit: ChildExit) {
+        if let Some(main) = &mut self.main {
+            main.state = MainState::Exited;
+            main.exit_code = Some(exit.code());
+        }
+        tracing::info!("main command {exit}");
+        self.publish();
+        if !self.pending.intents.shutting_down(self.phase) {
+            self.pending.intents.shutdown = Some(ShutdownCause::MainExited);
+        }
+    }
+}
+
+/// Makes the main command the foreground process group of our terminal, if
+/// we have one (`docker run -t`), so it gets the terminal's input and Ctrl-C.
+fn give_terminal_to(pgid: i32) {
+    let stdin = std::io::stdin();
+    if !nix::unistd::isatty(&stdin).unwrap_or(false) {
+        return;
+    }
+    if let Err(error) = nix::unistd::tcsetpgrp(&stdin, Pid::from_raw(pgid)) {
+        tracing::debug!("cannot hand the terminal to the main command: {error}");
+    }
+}

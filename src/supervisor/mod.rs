@@ -1,0 +1,370 @@
+//! The supervisor: the one owner of mutable state in PID 1.
+//!
+//! It runs the lifecycle as a sequence of stages (start round, wait,
+//! quiesce, resume, shutdown), one file each, and while any stage awaits a
+//! script or a timer it keeps reading the one event channel that signals,
+//! control requests and the main command's exit arrive on
+//! ([`Supervisor::await_handling_events`]). Events only record intents; what
+//! they mean is decided by the pure functions of [`intent`], and the
+//! lifecycle loop acts on them between stages, except the few that must
+//! interrupt a stage at once (a shutdown during a start, a second SIGTERM).
+//! Nothing here returns early on an error: every failure is logged, shown in
+//! status, and the loop carries on.
+//!
+//! - [`intent`]: the decisions, pure and table-tested.
+//! - `start`: a start round (boot or resume) and discovery.
+//! - `main_command`: spawning the main command and noting its exit.
+//! - `stop`: a stop round, the quiesce built on it, and the shutdown.
+//! - `run_script`: one `SCRIPT start|stop` to its end, with its timeout.
+//! - `teardown`: waiting for processes to go, SIGTERM/SIGKILL, the flush.
+
+pub mod intent;
+mod main_command;
+mod run_script;
+mod start;
+mod stop;
+mod teardown;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::discovery::Script;
+use crate::event::{ControlCommand, Event, Refusal, Reply};
+use crate::phase::Phase;
+use crate::procs::ProcessInfo;
+use crate::reaper::Reaper;
+use crate::state::{self, BootInfo, Durability, PersistentState};
+use crate::status::{MainStatus, Outcome, ScriptState, ScriptStatus, Status};
+use crate::sys::signal_name;
+use intent::{Intents, QuiesceDecision, ShutdownCause, ShutdownDecision, SignalRole, Step};
+
+pub use intent::{EXIT_START_FAILED, EXIT_STOP_FAILED};
+
+/// Intents and the clients waiting on them.
+#[derive(Debug, Default)]
+struct Pending {
+    /// What has been asked for and not yet done.
+    intents: Intents,
+    /// Pids of clients that asked for the quiesce; they and their ancestors are not strays.
+    quiesce_requesters: Vec<i32>,
+    /// Clients answered when the quiesce is done (or refused).
+    quiesce_waiters: Vec<Reply>,
+    /// Clients answered when the resumed starts are done (or refused).
+    resume_waiters: Vec<Reply>,
+}
+
+/// A script of the current round and what happened to it.
+#[derive(Debug)]
+struct Tracked {
+    /// Where it is and what it is called.
+    script: Script,
+    /// Its state and results, as published.
+    status: ScriptStatus,
+}
+
+impl Tracked {
+    fn new(script: Script) -> Self {
+        let status = ScriptStatus {
+            name: script.name.clone(),
+            state: ScriptState::Pending,
+            start: None,
+            stop: None,
+        };
+        Tracked { script, status }
+    }
+
+    /// A script gets its `stop` when its start succeeded, or when a shutdown
+    /// interrupted its start (it may have left half of its work running).
+    fn needs_stop(&self) -> bool {
+        match self.status.state {
+            ScriptState::Started => true,
+            ScriptState::StartFailed => self
+                .status
+                .start
+                .as_ref()
+                .is_some_and(|r| r.outcome == Outcome::Interrupted),
+            _ => false,
+        }
+    }
+}
+
+pub struct Supervisor {
+    /// The settings this init runs with.
+    config: Config,
+    /// Spawns the children we wait for and hands us their exit.
+    reaper: Arc<Reaper>,
+    /// Signals, control requests and the main command's exit, in arrival order.
+    events: UnboundedReceiver<Event>,
+    /// Kept so the main command's exit watcher can post into the same channel.
+    event_sender: UnboundedSender<Event>,
+    /// The status snapshot the control server answers from.
+    published: watch::Sender<Status>,
+    /// The state file's contents, saved after every change that must survive.
+    state: PersistentState,
+    /// This boot's number and whether it restores a quiesced snapshot.
+    boot: BootInfo,
+    /// Where the lifecycle is.
+    phase: Phase,
+    /// The scripts of the current round, in start order.
+    scripts: Vec<Tracked>,
+    /// The main command, when one was given.
+    main: Option<MainStatus>,
+    /// What events asked for and who waits for it.
+    pending: Pending,
+    /// Processes left after the last quiesce's stops.
+    strays: Vec<ProcessInfo>,
+    /// Our pid: the root of the process tree we are responsible for.
+    own_pid: i32,
+}
+
+impl Supervisor {
+    /// Records this boot in the state file and prepares the first status.
+    pub fn new(
+        config: Config,
+        reaper: Arc<Reaper>,
+        events: UnboundedReceiver<Event>,
+        event_sender: UnboundedSender<Event>,
+    ) -> (Self, watch::Receiver<Status>) {
+        let (mut state, warning) = state::load(&config.state_path);
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        let boot = state.begin_boot(&state::now_rfc3339());
+        let main = main_command::initial_status(&config.main_command);
+        let own_pid = nix::unistd::getpid().as_raw();
+        let (published, receiver) = watch::channel(Status::placeholder(own_pid, boot));
+        let supervisor = Supervisor {
+            config,
+            reaper,
+            events,
+            event_sender,
+            published,
+            state,
+            boot,
+            phase: Phase::Starting,
+            scripts: Vec::new(),
+            main,
+            pending: Pending::default(),
+            strays: Vec::new(),
+            own_pid,
+        };
+        supervisor.save_state(Durability::Atomic);
+        let restored = match boot.restored_from_quiesce {
+            Some(id) => format!(", restored from quiesce #{id}"),
+            None => String::new(),
+        };
+        tracing::info!("boot {}{restored}", boot.boot);
+        supervisor.publish();
+        (supervisor, receiver)
+    }
+
+    /// Runs the whole lifecycle and returns PID 1's exit code.
+    pub async fn run(mut self) -> i32 {
+        self.start_round("boot").await;
+        loop {
+            match intent::next_step(self.phase, &self.pending.intents) {
+                Step::Shutdown => return self.shutdown().await,
+                Step::Quiesce => self.quiesce().await,
+                Step::Resume => {
+                    self.pending.intents.resume = false;
+                    self.start_round("resume").await;
+                }
+                Step::Wait => {
+                    if let Some(event) = self.events.recv().await {
+                        self.handle(event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Awaits `work` while handling every event that arrives meanwhile.
+    /// After each event, `stop_waiting` may end the wait early (`None`).
+    async fn await_handling_events<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        mut stop_waiting: impl FnMut(&mut Self) -> bool,
+    ) -> Option<T> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut work => return Some(done),
+                Some(event) = self.events.recv() => {
+                    self.handle(event);
+                    if stop_waiting(self) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- events -------------------------------------------------------
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Signal(signo) => self.on_signal(signo),
+            Event::Control(request) => match request.command {
+                ControlCommand::Quiesce { requester } => {
+                    self.request_quiesce(Some(request.reply), requester)
+                }
+                ControlCommand::Resume => self.request_resume(Some(request.reply)),
+            },
+            Event::MainExited(exit) => self.on_main_exit(exit),
+        }
+    }
+
+    /// The signal task already forwarded what the main command should get
+    /// (`signals::is_forwarded`); here only what dind-init itself acts on.
+    fn on_signal(&mut self, signo: i32) {
+        match intent::signal_role(signo) {
+            SignalRole::Quiesce => self.request_quiesce(None, None),
+            SignalRole::Resume => self.request_resume(None),
+            SignalRole::Shutdown => self.request_shutdown(ShutdownCause::Signal(signo)),
+            SignalRole::None => tracing::debug!("{} received", signal_name(signo)),
+        }
+    }
+
+    fn request_shutdown(&mut self, cause: ShutdownCause) {
+        let name = match cause {
+            ShutdownCause::Signal(signo) => signal_name(signo),
+            _ => "shutdown".to_string(),
+        };
+        match intent::shutdown_request(self.phase, &self.pending.intents) {
+            ShutdownDecision::Begin => {
+                tracing::info!("{name} received: shutting down");
+                self.pending.intents.shutdown = Some(cause);
+            }
+            ShutdownDecision::Force => {
+                tracing::warn!(
+                    "second {name}: skipping the remaining stops and killing every process now"
+                );
+                self.pending.intents.force = true;
+            }
+            ShutdownDecision::Nothing => {}
+        }
+    }
+
+    fn request_quiesce(&mut self, waiter: Option<Reply>, requester: Option<i32>) {
+        match intent::quiesce_request(self.phase, &self.pending.intents) {
+            QuiesceDecision::Refuse(refusal) => {
+                tracing::warn!("cannot quiesce: {refusal}");
+                answer(waiter, Err(refusal));
+                return;
+            }
+            QuiesceDecision::AlreadyQuiesced => {
+                tracing::info!("quiesce requested: already quiesced; nothing to do");
+                answer(waiter, Ok(self.snapshot()));
+                return;
+            }
+            QuiesceDecision::JoinRunning => {
+                tracing::info!("quiesce requested: already quiescing; it will answer when done")
+            }
+            QuiesceDecision::AfterScriptInFlight => tracing::info!(
+                "quiesce requested: finishing the script in flight, then stopping what started"
+            ),
+            QuiesceDecision::Begin => tracing::info!("quiesce requested"),
+        }
+        self.pending.intents.quiesce = true;
+        self.pending
+            .quiesce_requesters
+            .extend(requester.filter(|&pid| pid > 0));
+        self.pending.quiesce_waiters.extend(waiter);
+    }
+
+    fn request_resume(&mut self, waiter: Option<Reply>) {
+        match intent::resume_request(self.phase, &self.pending.intents) {
+            Ok(()) => {
+                tracing::info!("resume requested: running the starts again");
+                self.pending.intents.resume = true;
+                self.pending.resume_waiters.extend(waiter);
+            }
+            Err(refusal) => {
+                tracing::warn!("{refusal}");
+                answer(waiter, Err(refusal));
+            }
+        }
+    }
+
+    // ----- bookkeeping --------------------------------------------------
+
+    fn set_phase(&mut self, next: Phase) {
+        if self.phase != next && !self.phase.can_become(next) {
+            tracing::warn!("unexpected phase change {} -> {next}", self.phase);
+        }
+        self.phase = next;
+        self.publish();
+    }
+
+    /// How many scripts of the round still need their `stop`.
+    fn stops_needed(&self) -> usize {
+        self.scripts.iter().filter(|t| t.needs_stop()).count()
+    }
+
+    fn snapshot(&self) -> Status {
+        let scripts: Vec<_> = self.scripts.iter().map(|t| t.status.clone()).collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: self.own_pid,
+            phase: self.phase,
+            healthy: Status::compute_healthy(self.phase, &scripts, self.main.as_ref()),
+            boot: self.boot,
+            boots: self.state.boots.clone(),
+            quiesces: self.state.quiesces.clone(),
+            commit_safe: (self.phase == Phase::Quiesced)
+                .then(|| self.state.quiesces.last().is_some_and(|q| q.commit_safe)),
+            scripts,
+            main: self.main.clone(),
+            strays: self.strays.clone(),
+        }
+    }
+
+    fn publish(&self) {
+        self.published.send_replace(self.snapshot());
+    }
+
+    /// Copies each script's last result into the state file's record.
+    fn record_results(&mut self) {
+        self.state.last_results = self
+            .scripts
+            .iter()
+            .map(|t| state::ScriptRecord {
+                name: t.script.name.clone(),
+                state: t.status.state.as_str().to_string(),
+                exit_code: t
+                    .status
+                    .stop
+                    .as_ref()
+                    .or(t.status.start.as_ref())
+                    .and_then(|r| r.exit_code),
+            })
+            .collect();
+    }
+
+    fn save_state(&self, durability: Durability) {
+        if let Err(error) = state::save(&self.config.state_path, &self.state, durability) {
+            tracing::warn!(
+                "{error:#}; the boot and quiesce history will not survive a restart (set DIND_INIT_STATE to a writable path)"
+            );
+        }
+    }
+}
+
+/// Answers one waiting client, if there is one; a client that gave up is no error.
+fn answer(waiter: Option<Reply>, result: Result<Status, Refusal>) {
+    if let Some(waiter) = waiter {
+        let _ = waiter.send(result);
+    }
+}
+
+/// Answers every waiting client the same.
+fn answer_all(waiters: &mut Vec<Reply>, result: Result<Status, Refusal>) {
+    for waiter in waiters.drain(..) {
+        let _ = waiter.send(result.clone());
+    }
+}

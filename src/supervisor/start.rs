@@ -1,0 +1,130 @@
+//! A start round, at boot and at every resume: discover the scripts, run
+//! each one's `start` in order, then the main command (once), then
+//! `running`. A quiesce or a shutdown asked for meanwhile ends the round
+//! after the script in flight.
+
+use crate::config::StartFailurePolicy;
+use crate::discovery;
+use crate::event::Refusal;
+use crate::phase::Phase;
+use crate::script::Action;
+use crate::status::{MainState, Outcome, ScriptState};
+
+use super::intent::{EXIT_START_FAILED, ShutdownCause};
+use super::{Supervisor, Tracked, answer_all};
+
+impl Supervisor {
+    pub(super) async fn start_round(&mut self, reason: &'static str) {
+        self.set_phase(Phase::Starting);
+        self.discover();
+        self.publish();
+        for index in 0..self.scripts.len() {
+            let intents = &self.pending.intents;
+            if intents.shutdown.is_some() || intents.quiesce {
+                break;
+            }
+            if !self.start_one(index, reason).await {
+                break;
+            }
+        }
+        self.record_results();
+        let intents = &self.pending.intents;
+        if intents.shutdown.is_some() || intents.quiesce {
+            answer_all(
+                &mut self.pending.resume_waiters,
+                Err(Refusal::StartsInterrupted),
+            );
+            return;
+        }
+        if self
+            .main
+            .as_ref()
+            .is_some_and(|m| m.state == MainState::Pending)
+        {
+            self.start_main();
+            if self.pending.intents.shutdown.is_some() {
+                return;
+            }
+        }
+        self.set_phase(Phase::Running);
+        self.log_running();
+        let status = self.snapshot();
+        answer_all(&mut self.pending.resume_waiters, Ok(status));
+    }
+
+    /// Runs the start of script `index`; false when the round must end here
+    /// (a failed start under the abort policy).
+    async fn start_one(&mut self, index: usize, reason: &'static str) -> bool {
+        let Some(tracked) = self.scripts.get_mut(index) else {
+            return false;
+        };
+        tracked.status.state = ScriptState::Starting;
+        let name = tracked.script.name.clone();
+        self.publish();
+        let result = self.run_script(index, Action::Start, reason).await;
+        let outcome = result.outcome;
+        if let Some(tracked) = self.scripts.get_mut(index) {
+            tracked.status.state = if outcome == Outcome::Succeeded {
+                ScriptState::Started
+            } else {
+                ScriptState::StartFailed
+            };
+            tracked.status.start = Some(result);
+        }
+        self.publish();
+        if matches!(outcome, Outcome::Succeeded | Outcome::Interrupted) {
+            return true;
+        }
+        if self.config.on_start_failure == StartFailurePolicy::Abort {
+            tracing::error!(
+                "start of {name} failed: stopping what started, then exiting {EXIT_START_FAILED} (DIND_INIT_ON_START_FAILURE=continue goes on instead)"
+            );
+            self.pending
+                .intents
+                .shutdown
+                .get_or_insert(ShutdownCause::StartFailed);
+            return false;
+        }
+        tracing::warn!("start of {name} failed; going on (on-start-failure=continue)");
+        true
+    }
+
+    fn log_running(&self) {
+        let failed = self
+            .scripts
+            .iter()
+            .filter(|t| t.status.state != ScriptState::Started)
+            .count();
+        let main = self
+            .main_pid()
+            .map(|pid| format!(", main command pid {pid}"))
+            .unwrap_or_default();
+        if failed == 0 {
+            tracing::info!("running: {} script(s) started{main}", self.scripts.len());
+        } else {
+            tracing::warn!(
+                "running with {failed} failed start(s) of {} script(s){main}",
+                self.scripts.len()
+            );
+        }
+    }
+
+    fn discover(&mut self) {
+        let dir = &self.config.init_dir;
+        match discovery::discover(dir, self.config.init_dir_explicit) {
+            Ok(found) => {
+                for (name, reason) in &found.skipped {
+                    tracing::warn!("skipping {}: {reason}", dir.join(name).display());
+                }
+                self.scripts = found.scripts.into_iter().map(Tracked::new).collect();
+            }
+            Err(error) => {
+                tracing::error!(
+                    "cannot read init.d directory {}: {error}; no scripts run",
+                    dir.display()
+                );
+                self.scripts.clear();
+            }
+        }
+    }
+}

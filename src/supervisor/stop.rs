@@ -1,0 +1,189 @@
+//! Stopping: a stop round (every started script's `stop`, in reverse), the
+//! quiesce built on it (flush, stray check, the commit-safe record), and the
+//! shutdown (main command first, the stops, then whatever is left).
+
+use std::collections::HashSet;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::event::Refusal;
+use crate::phase::Phase;
+use crate::procs::{self, ProcessInfo};
+use crate::script::Action;
+use crate::state::{self, Durability, QuiesceRecord};
+use crate::status::{Outcome, ScriptState};
+use crate::sys::send_signal;
+
+use super::intent::{self, ShutdownCause};
+use super::teardown::flush_root_file_system;
+use super::{Supervisor, answer_all};
+
+impl Supervisor {
+    /// Runs `stop` for every script that needs it, in reverse order; returns
+    /// the names of those whose stop failed.
+    async fn stop_round(&mut self, reason: &'static str) -> Vec<String> {
+        let mut failed = Vec::new();
+        for index in (0..self.scripts.len()).rev() {
+            if self.pending.intents.force {
+                break;
+            }
+            let Some(tracked) = self.scripts.get_mut(index).filter(|t| t.needs_stop()) else {
+                continue;
+            };
+            tracked.status.state = ScriptState::Stopping;
+            self.publish();
+            let result = self.run_script(index, Action::Stop, reason).await;
+            if let Some(tracked) = self.scripts.get_mut(index) {
+                if result.outcome == Outcome::Succeeded {
+                    tracked.status.state = ScriptState::Stopped;
+                } else {
+                    tracked.status.state = ScriptState::StopFailed;
+                    failed.push(tracked.script.name.clone());
+                }
+                tracked.status.stop = Some(result);
+            }
+            self.publish();
+        }
+        failed
+    }
+
+    pub(super) async fn quiesce(&mut self) {
+        self.pending.intents.quiesce = false;
+        self.set_phase(Phase::Quiescing);
+        tracing::info!(
+            "quiescing: stopping {} script(s) in reverse order",
+            self.stops_needed()
+        );
+        let failed_stops = self.stop_round("quiesce").await;
+        self.record_results();
+        if self.pending.intents.force {
+            answer_all(
+                &mut self.pending.quiesce_waiters,
+                Err(Refusal::QuiesceForced),
+            );
+            return;
+        }
+        flush_root_file_system();
+        let requesters = std::mem::take(&mut self.pending.quiesce_requesters);
+        self.strays = self.settle_strays(&requesters).await;
+        let commit_safe = failed_stops.is_empty() && self.strays.is_empty();
+        let id = self.state.record_quiesce(QuiesceRecord {
+            id: 0,
+            boot: 0,
+            at: state::now_rfc3339(),
+            commit_safe,
+            failed_stops: failed_stops.clone(),
+            strays: self.strays.clone(),
+        });
+        // The stops' writes were flushed above; this fsyncs the record itself.
+        self.save_state(Durability::Fsync);
+        self.set_phase(Phase::Quiesced);
+        if commit_safe {
+            tracing::info!("quiesced: safe to docker commit (quiesce #{id})");
+        } else {
+            tracing::warn!(
+                "quiesced but NOT safe to commit (quiesce #{id}): {}",
+                unsafe_reasons(&failed_stops, &self.strays)
+            );
+        }
+        let status = self.snapshot();
+        answer_all(&mut self.pending.quiesce_waiters, Ok(status));
+    }
+
+    /// Our descendants that are still alive after the stops: waits up to the
+    /// settle time for them to go (a daemon told to stop may take a moment),
+    /// less the main command and the lineage of the clients that asked. A
+    /// second SIGTERM ends the wait.
+    async fn settle_strays(&mut self, requesters: &[i32]) -> Vec<ProcessInfo> {
+        let main = self.main_pid();
+        let not_strays = |table: &[ProcessInfo]| -> HashSet<i32> {
+            let mut excluded: HashSet<i32> = requesters
+                .iter()
+                .flat_map(|&pid| procs::lineage(table, pid))
+                .collect();
+            excluded.extend(main);
+            excluded
+        };
+        self.wait_for_descendants(self.config.settle, true, not_strays)
+            .await
+    }
+
+    pub(super) async fn shutdown(&mut self) -> i32 {
+        let cause = self
+            .pending
+            .intents
+            .shutdown
+            .unwrap_or(ShutdownCause::Signal(Signal::SIGTERM as i32));
+        self.set_phase(Phase::ShuttingDown);
+        answer_all(
+            &mut self.pending.quiesce_waiters,
+            Err(Refusal::ShuttingDown),
+        );
+        answer_all(&mut self.pending.resume_waiters, Err(Refusal::ShuttingDown));
+
+        // The main command started last, so it stops first.
+        if let Some(pid) = self.main_pid() {
+            if !matches!(cause, ShutdownCause::Signal(_)) {
+                let _ = send_signal(Pid::from_raw(pid), Signal::SIGTERM as i32);
+            }
+            self.wait_for_main_exit().await;
+        }
+        let stop_reason = if cause == ShutdownCause::StartFailed {
+            "start-failure"
+        } else {
+            "shutdown"
+        };
+        let count = self.stops_needed();
+        if count > 0 {
+            tracing::info!("stopping {count} script(s) in reverse order");
+        }
+        let failed_stops = self.stop_round(stop_reason).await;
+        self.record_results();
+        self.save_state(Durability::Atomic);
+        self.terminate_remaining().await;
+        // Once, when every process is gone and nothing writes any more.
+        flush_root_file_system();
+
+        let main_code = self.main.as_ref().and_then(|m| m.exit_code);
+        let code = intent::exit_code(main_code, cause, !failed_stops.is_empty());
+        tracing::info!("shutdown complete: exiting with code {code}");
+        code
+    }
+
+    /// Waits up to the grace period for the main command to exit, still
+    /// handling events (a second SIGTERM cuts the wait short).
+    async fn wait_for_main_exit(&mut self) {
+        if self.main_pid().is_none() || self.pending.intents.force {
+            return;
+        }
+        let grace = self.config.grace;
+        let expired = self
+            .await_handling_events(tokio::time::sleep(grace), |s| {
+                s.main_pid().is_none() || s.pending.intents.force
+            })
+            .await;
+        if expired.is_some() {
+            tracing::warn!(
+                "main command still running after {:.1}s; it will be killed with the rest",
+                grace.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Why a quiesce is not commit-safe, in one line.
+fn unsafe_reasons(failed_stops: &[String], strays: &[ProcessInfo]) -> String {
+    let mut reasons = Vec::new();
+    if !failed_stops.is_empty() {
+        reasons.push(format!("failed stops: {}", failed_stops.join(", ")));
+    }
+    if !strays.is_empty() {
+        let strays: Vec<_> = strays
+            .iter()
+            .map(|p| format!("{} ({})", p.pid, p.command))
+            .collect();
+        reasons.push(format!("processes still running: {}", strays.join(", ")));
+    }
+    reasons.join("; ")
+}

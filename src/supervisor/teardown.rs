@@ -1,0 +1,118 @@
+//! Making processes go: polling until our descendants are gone, SIGTERM then
+//! SIGKILL to whatever is left at shutdown, and the one file-system flush.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+
+use crate::procs::{self, ProcessInfo};
+use crate::sys::send_signal;
+
+use super::Supervisor;
+
+/// How often the shutdown and quiesce steps look at `/proc` while waiting for processes to go.
+const PROCESS_POLL: Duration = Duration::from_millis(20);
+/// How long dind-init waits for SIGKILLed processes to disappear before exiting anyway.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+impl Supervisor {
+    /// SIGTERM to every process left, the grace period, then SIGKILL.
+    pub(super) async fn terminate_remaining(&mut self) {
+        let left = procs::descendants(&procs::scan(), self.own_pid);
+        if left.is_empty() {
+            return;
+        }
+        let signal = if self.pending.intents.force {
+            Signal::SIGKILL
+        } else {
+            Signal::SIGTERM
+        };
+        tracing::info!(
+            "sending {} to {} remaining process(es)",
+            signal.as_str(),
+            left.len()
+        );
+        signal_all(&left, signal);
+        if signal == Signal::SIGTERM {
+            let remaining = self.wait_until_gone(self.config.grace, true).await;
+            if remaining.is_empty() {
+                return;
+            }
+            let names: Vec<_> = remaining
+                .iter()
+                .map(|p| format!("{} ({})", p.pid, p.command))
+                .collect();
+            tracing::warn!(
+                "still running after the {:.1}s grace period, sending SIGKILL: {}",
+                self.config.grace.as_secs_f64(),
+                names.join(", ")
+            );
+            signal_all(&remaining, Signal::SIGKILL);
+        }
+        let remaining = self.wait_until_gone(KILL_WAIT, false).await;
+        if !remaining.is_empty() {
+            tracing::warn!(
+                "{} process(es) survived SIGKILL (uninterruptible sleep?); exiting anyway",
+                remaining.len()
+            );
+        }
+    }
+
+    /// Polls until no descendant is left or `limit` passes; a second SIGTERM
+    /// ends the wait early when `interruptible`.
+    async fn wait_until_gone(&mut self, limit: Duration, interruptible: bool) -> Vec<ProcessInfo> {
+        self.wait_for_descendants(limit, interruptible, |_| HashSet::new())
+            .await
+    }
+
+    /// Polls our live descendants, less those `excluded` picks out of each
+    /// scan, until none is left, `limit` passes or (when `interruptible`) a
+    /// forced shutdown comes; events are handled meanwhile.
+    pub(super) async fn wait_for_descendants(
+        &mut self,
+        limit: Duration,
+        interruptible: bool,
+        excluded: impl Fn(&[ProcessInfo]) -> HashSet<i32>,
+    ) -> Vec<ProcessInfo> {
+        // A limit too far to add to the clock is no limit.
+        let deadline = Instant::now().checked_add(limit);
+        let forced = move |s: &mut Self| interruptible && s.pending.intents.force;
+        loop {
+            let table = procs::scan();
+            let skip = excluded(&table);
+            let left: Vec<_> = procs::descendants(&table, self.own_pid)
+                .into_iter()
+                .filter(|p| !skip.contains(&p.pid))
+                .collect();
+            let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            if left.is_empty() || expired || forced(self) {
+                return left;
+            }
+            self.await_handling_events(tokio::time::sleep(PROCESS_POLL), forced)
+                .await;
+        }
+    }
+}
+
+/// Flushes the file system dind-init's root is on (the container's, which
+/// `docker commit` reads), with syncfs rather than sync: a global sync could
+/// wait for every dirty page of a busy host. Falls back to sync.
+pub(super) fn flush_root_file_system() {
+    let flushed = match std::fs::File::open("/") {
+        Ok(root) => nix::unistd::syncfs(&root).map_err(std::io::Error::from),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = flushed {
+        tracing::debug!("syncfs(/) failed ({error}); using sync");
+        nix::unistd::sync();
+    }
+}
+
+fn signal_all(processes: &[ProcessInfo], signal: Signal) {
+    for process in processes {
+        // ESRCH: it exited between the scan and now, which is what we want.
+        let _ = send_signal(Pid::from_raw(process.pid), signal as i32);
+    }
+}
