@@ -47,7 +47,7 @@ pub fn run(socket: &Path, command: Command) -> i32 {
             false,
         ),
     };
-    match control::request(socket, &request, wait + ANSWER_SLACK) {
+    match control::request(socket, &request, wait.saturating_add(ANSWER_SLACK)) {
         Ok(response) => report(&request, response, json),
         Err(ClientError::Unreachable(message)) => {
             eprintln!("dind-init: {message}");

@@ -28,6 +28,9 @@ use crate::status::Status;
 
 /// Longest request line accepted; anything longer is answered with an error.
 const MAX_REQUEST: usize = 64 * 1024;
+/// What a connection's reader takes at most: one byte more than a request
+/// may have, so that an oversize request is seen as such.
+const READ_LIMIT: u64 = MAX_REQUEST as u64 + 1;
 /// How long a client may take to send its request line.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the listen backlog.
@@ -162,7 +165,7 @@ async fn serve_connection(
     });
     let (read_half, mut write_half) = stream.split();
     let mut line = Vec::new();
-    let mut reader = tokio::io::BufReader::new(read_half).take(MAX_REQUEST as u64 + 1);
+    let mut reader = tokio::io::BufReader::new(read_half).take(READ_LIMIT);
     let read = tokio::time::timeout(REQUEST_DEADLINE, reader.read_until(b'\n', &mut line)).await;
     let response = match read {
         Err(_) => Response::failure(

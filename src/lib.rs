@@ -27,6 +27,20 @@
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
 //! - [`sys`]: the few system calls that need `unsafe`.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
+
 pub mod cli;
 pub mod client;
 pub mod config;

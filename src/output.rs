@@ -77,7 +77,12 @@ pub fn write(stream: Stream, bytes: Vec<u8>) {
         return;
     };
     let length = bytes.len();
-    if writer.queued.fetch_add(length, Ordering::SeqCst) + length > QUEUE_BUDGET {
+    if writer
+        .queued
+        .fetch_add(length, Ordering::SeqCst)
+        .saturating_add(length)
+        > QUEUE_BUDGET
+    {
         writer.queued.fetch_sub(length, Ordering::SeqCst);
         writer.dropped.fetch_add(1, Ordering::SeqCst);
         return;

@@ -30,9 +30,9 @@ pub struct ProcessInfo {
 pub fn parse_stat(line: &str) -> Option<(i32, String, char, i32)> {
     let open = line.find('(')?;
     let close = line.rfind(')')?;
-    let pid = line[..open].trim().parse().ok()?;
-    let comm = line.get(open + 1..close)?.to_string();
-    let mut rest = line[close + 1..].split_whitespace();
+    let pid = line.get(..open)?.trim().parse().ok()?;
+    let comm = line.get(open.checked_add(1)?..close)?.to_string();
+    let mut rest = line.get(close.checked_add(1)?..)?.split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
     Some((pid, comm, state, ppid))

@@ -37,7 +37,7 @@ impl ChildExit {
     pub fn code(self) -> i32 {
         match self {
             ChildExit::Exited(code) => code,
-            ChildExit::Signaled(signo) => 128 + signo,
+            ChildExit::Signaled(signo) => signo.saturating_add(128),
         }
     }
 
@@ -144,9 +144,9 @@ impl Reaper {
                 Some(waiter) => {
                     // The waiter may have given up (dropped); the exit is still reaped.
                     let _ = waiter.send(exit);
-                    sweep.delivered += 1;
+                    sweep.delivered = sweep.delivered.saturating_add(1);
                 }
-                None => sweep.orphans += 1,
+                None => sweep.orphans = sweep.orphans.saturating_add(1),
             }
         }
         sweep

@@ -120,7 +120,7 @@ fn forward_output(pipe: impl Into<OwnedFd>, prefix: String, stream: Stream) {
             if !line.ends_with(b"\n") {
                 line.push(b'\n');
             }
-            let mut prefixed = Vec::with_capacity(prefix.len() + line.len());
+            let mut prefixed = Vec::with_capacity(prefix.len().saturating_add(line.len()));
             prefixed.extend_from_slice(prefix.as_bytes());
             prefixed.extend_from_slice(&line);
             output::write(stream, prefixed);

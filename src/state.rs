@@ -86,7 +86,7 @@ impl PersistentState {
         } else {
             None
         };
-        self.boot_count += 1;
+        self.boot_count = self.boot_count.saturating_add(1);
         self.quiesced = false;
         self.boots.push(BootRecord {
             boot: self.boot_count,
@@ -103,7 +103,7 @@ impl PersistentState {
 
     /// Records a finished quiesce and marks the disk as quiesced.
     pub fn record_quiesce(&mut self, mut record: QuiesceRecord) -> u64 {
-        record.id = self.quiesces.last().map_or(1, |q| q.id + 1);
+        record.id = self.quiesces.last().map_or(1, |q| q.id.saturating_add(1));
         record.boot = self.boot_count;
         let id = record.id;
         self.quiesces.push(record);
@@ -114,9 +114,8 @@ impl PersistentState {
 }
 
 fn trim_front<T>(items: &mut Vec<T>) {
-    if items.len() > HISTORY_LIMIT {
-        items.drain(..items.len() - HISTORY_LIMIT);
-    }
+    let excess = items.len().saturating_sub(HISTORY_LIMIT);
+    items.drain(..excess);
 }
 
 /// Reads the state file. A missing file is a first boot. An unreadable or
@@ -210,6 +209,9 @@ pub fn now_rfc3339() -> String {
 
 /// Formats Unix seconds as RFC 3339 UTC (days-to-civil conversion of
 /// Howard Hinnant's `civil_from_days`), without a date-time dependency.
+// Every intermediate value is bounded by `u64::MAX / 86_400` days (about
+// 2e14), far inside i64, and the divisors are non-zero constants.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn rfc3339(unix_seconds: u64) -> String {
     let days = (unix_seconds / 86_400) as i64;
     let second_of_day = unix_seconds % 86_400;

@@ -55,7 +55,9 @@ pub fn send_signal(pid: Pid, signo: i32) -> nix::Result<()> {
 pub fn signal_name(signo: i32) -> String {
     match Signal::try_from(signo) {
         Ok(signal) => signal.as_str().to_string(),
-        Err(_) if signo >= libc::SIGRTMIN() => format!("SIGRTMIN+{}", signo - libc::SIGRTMIN()),
+        Err(_) if signo >= libc::SIGRTMIN() => {
+            format!("SIGRTMIN+{}", signo.saturating_sub(libc::SIGRTMIN()))
+        }
         Err(_) => format!("signal {signo}"),
     }
 }

@@ -52,7 +52,8 @@ impl Supervisor {
             Action::Start => self.config.start_timeout,
             Action::Stop => self.config.stop_timeout,
         };
-        let group = Pid::from_raw(-running.pid.as_raw());
+        // A negative pid names the process group; pids are positive, so this is exact.
+        let group = Pid::from_raw(running.pid.as_raw().wrapping_neg());
         let mut sent: Option<Signal> = None;
         let exit = self
             .await_handling_events(exit_within(running.exit, timeout, group, &label), |s| {
