@@ -13,8 +13,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, DEFAULT_INIT_DIR, DEFAULT_SOCKET, DEFAULT_STATE};
+use nix::sys::signal::Signal;
+
+use crate::config::{Config, DEFAULT_INIT_DIR, DEFAULT_SOCKET, DEFAULT_STATE, SignalRoles};
 use crate::phase::Phase;
+use crate::sys::signal_name;
 
 /// Default seconds the client subcommands wait.
 const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -91,7 +94,10 @@ Options (each also an environment variable; the flag wins):
   --grace S                 DIND_INIT_GRACE           [5] SIGTERM to SIGKILL at shutdown
   --settle S                DIND_INIT_SETTLE          [2] wait for strays after the stops
   --on-start-failure MODE   DIND_INIT_ON_START_FAILURE [abort] abort | continue
-  --log-level LEVEL         DIND_INIT_LOG_LEVEL       [info] error | warn | info | debug
+  --log-level LEVEL         DIND_INIT_LOG_LEVEL       [info; warn when there are no scripts]
+  --quiesce-signal SIG      DIND_INIT_QUIESCE_SIGNAL  [USR1] a signal name or number, or none
+  --resume-signal SIG       DIND_INIT_RESUME_SIGNAL   [USR2] (a signal without a role is
+                                                      forwarded to the main command)
   -h, --help                this text
   -V, --version             version, git commit and target triple
 
@@ -105,7 +111,9 @@ PHASE: starting, running, quiescing, quiesced, shutting-down. S: seconds, fracti
 }
 
 /// The init options that take a value: flag, environment variable.
-const INIT_OPTIONS: [(&str, &str); 9] = [
+const INIT_OPTIONS: [(&str, &str); 11] = [
+    ("--quiesce-signal", "DIND_INIT_QUIESCE_SIGNAL"),
+    ("--resume-signal", "DIND_INIT_RESUME_SIGNAL"),
     ("--init-dir", "DIND_INIT_DIR"),
     ("--socket", "DIND_INIT_SOCKET"),
     ("--state", "DIND_INIT_STATE"),
@@ -206,10 +214,71 @@ fn init_config(
         settle: value_of(lookup("--settle"), parse_seconds)?.unwrap_or(defaults.settle),
         on_start_failure: value_of(lookup("--on-start-failure"), str::parse)?
             .unwrap_or(defaults.on_start_failure),
-        log_level: value_of(lookup("--log-level"), str::parse)?.unwrap_or(defaults.log_level),
+        log_level: value_of(lookup("--log-level"), str::parse)?.or(defaults.log_level),
+        signals: signal_roles(lookup, defaults.signals)?,
         main_command,
         main_cwd: defaults.main_cwd,
     })
+}
+
+/// The quiesce and resume signals, which must differ unless `none`.
+fn signal_roles(
+    lookup: &impl Fn(&str) -> Option<(String, OsString)>,
+    defaults: SignalRoles,
+) -> Result<SignalRoles, UsageError> {
+    let quiesce = value_of(lookup("--quiesce-signal"), parse_role_signal)?;
+    let resume = value_of(lookup("--resume-signal"), parse_role_signal)?;
+    let roles = SignalRoles {
+        quiesce: quiesce.unwrap_or(defaults.quiesce),
+        resume: resume.unwrap_or(defaults.resume),
+    };
+    if let (Some(quiesce), Some(resume)) = (roles.quiesce, roles.resume)
+        && quiesce == resume
+    {
+        return Err(UsageError(format!(
+            "the quiesce and resume signals are both {}; give them different signals, or `none` to one",
+            signal_name(quiesce)
+        )));
+    }
+    Ok(roles)
+}
+
+/// A signal for a role: `none`, a name (`USR1`, `SIGUSR1`, `RTMIN+3`) or a
+/// number. Not one dind-init cannot catch or needs for itself.
+pub fn parse_role_signal(text: &str) -> Result<Option<i32>, String> {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let upper = trimmed.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let signo = if let Ok(number) = name.parse::<i32>() {
+        number
+    } else if let Some(offset) = name.strip_prefix("RTMIN") {
+        let offset: i32 = match offset {
+            "" => 0,
+            _ => offset
+                .strip_prefix('+')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("`{text}` is not a signal"))?,
+        };
+        libc::SIGRTMIN().saturating_add(offset)
+    } else {
+        format!("SIG{name}").parse::<Signal>().map_err(|_| {
+            format!("`{text}` is not a signal (a name like USR1, a number, or none)")
+        })? as i32
+    };
+    if !(1..=libc::SIGRTMAX()).contains(&signo) {
+        return Err(format!("`{text}` is not a signal number of this system"));
+    }
+    let reserved = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD];
+    if reserved.contains(&signo) || crate::sys::is_synchronous(signo) {
+        return Err(format!(
+            "{} cannot be given a role (it cannot be caught, or dind-init needs it)",
+            signal_name(signo)
+        ));
+    }
+    Ok(Some(signo))
 }
 
 /// An init option and its value, `--flag=value` or `--flag value`.
@@ -417,6 +486,33 @@ mod tests {
             parse_seconds("31536000"),
             Ok(Duration::from_secs(MAX_SECONDS))
         );
+    }
+
+    #[test]
+    fn role_signals_by_name_number_or_none() {
+        assert_eq!(parse_role_signal("USR1"), Ok(Some(libc::SIGUSR1)));
+        assert_eq!(parse_role_signal("sighup"), Ok(Some(libc::SIGHUP)));
+        assert_eq!(parse_role_signal("12"), Ok(Some(12)));
+        assert_eq!(parse_role_signal("none"), Ok(None));
+        assert_eq!(parse_role_signal("RTMIN+2"), Ok(Some(libc::SIGRTMIN() + 2)));
+        for refused in [
+            "KILL", "STOP", "CHLD", "SEGV", "0", "65", "bogus", "RTMIN+x",
+        ] {
+            assert!(parse_role_signal(refused).is_err(), "{refused}");
+        }
+        let cli = run(
+            &["--quiesce-signal", "HUP"],
+            &[("DIND_INIT_RESUME_SIGNAL", "none")],
+        );
+        assert_eq!(
+            cli.config.signals,
+            SignalRoles {
+                quiesce: Some(libc::SIGHUP),
+                resume: None
+            }
+        );
+        let error = parse_with(&["--resume-signal", "USR1"], &[]).unwrap_err().0;
+        assert!(error.contains("both SIGUSR1"), "{error}");
     }
 
     #[test]

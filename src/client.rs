@@ -2,7 +2,7 @@
 //! their exit codes (0 yes, 1 no, 2 a usage error, 3 no dind-init answers).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::Command;
 use crate::control::{self, ClientError, Request, Response};
@@ -12,6 +12,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_NO: i32 = 1;
 pub const EXIT_UNREACHABLE: i32 = 3;
 
+/// How often `status --wait` tries again to reach a dind-init not listening yet.
+const CONNECT_RETRY: Duration = Duration::from_millis(20);
 /// Extra time the client gives the server beyond the operation's own timeout.
 const ANSWER_SLACK: Duration = Duration::from_secs(5);
 
@@ -47,7 +49,12 @@ pub fn run(socket: &Path, command: Command) -> i32 {
             false,
         ),
     };
-    match control::request(socket, &request, wait.saturating_add(ANSWER_SLACK)) {
+    let answer = if matches!(request, Request::Wait { .. }) {
+        request_once_reachable(socket, &request, wait)
+    } else {
+        control::request(socket, &request, wait.saturating_add(ANSWER_SLACK))
+    };
+    match answer {
         Ok(response) => report(&request, response, json),
         Err(ClientError::Unreachable(message)) => {
             eprintln!("dind-init: {message}");
@@ -56,6 +63,26 @@ pub fn run(socket: &Path, command: Command) -> i32 {
         Err(ClientError::Protocol(message)) => {
             eprintln!("dind-init: {message}");
             EXIT_NO
+        }
+    }
+}
+
+/// Sends `request` as soon as a dind-init answers on `socket`, trying again
+/// until `wait` has passed: `docker exec … status --wait running` right after
+/// `docker run` may come before the init has bound its socket.
+fn request_once_reachable(
+    socket: &Path,
+    request: &Request,
+    wait: Duration,
+) -> Result<Response, ClientError> {
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        let left = deadline.map_or(wait, |d| d.saturating_duration_since(Instant::now()));
+        match control::request(socket, request, left.saturating_add(ANSWER_SLACK)) {
+            Err(ClientError::Unreachable(_)) if !left.is_zero() => {
+                std::thread::sleep(CONNECT_RETRY.min(left))
+            }
+            answer => return answer,
         }
     }
 }

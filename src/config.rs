@@ -36,8 +36,11 @@ pub struct Config {
     pub settle: Duration,
     /// What a failed start leads to.
     pub on_start_failure: StartFailurePolicy,
-    /// Least severe level of dind-init's own log lines.
-    pub log_level: LogLevel,
+    /// Least severe level of dind-init's own log lines; `None`: info, or
+    /// only warnings and errors when there are no init.d scripts.
+    pub log_level: Option<LogLevel>,
+    /// Which signals quiesce and resume; any other is forwarded to the main command.
+    pub signals: SignalRoles,
     /// The main command after `--`; empty for none.
     pub main_command: Vec<OsString>,
     /// The directory dind-init was started in, which the main command keeps.
@@ -56,7 +59,8 @@ impl Default for Config {
             grace: Duration::from_secs(5),
             settle: Duration::from_secs(2),
             on_start_failure: StartFailurePolicy::Abort,
-            log_level: LogLevel::Info,
+            log_level: None,
+            signals: SignalRoles::default(),
             main_command: Vec::new(),
             main_cwd: PathBuf::from("/"),
         }
@@ -72,6 +76,25 @@ impl Config {
         self.state_path = cwd.join(&self.state_path);
         self.socket = cwd.join(&self.socket);
         self.main_cwd = cwd;
+    }
+}
+
+/// The signals dind-init acts on itself rather than forwarding: signal
+/// numbers, `None` where the role has no signal (`none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalRoles {
+    /// Quiesces like `dind-init quiesce` (default SIGUSR1).
+    pub quiesce: Option<i32>,
+    /// Resumes like `dind-init resume` (default SIGUSR2).
+    pub resume: Option<i32>,
+}
+
+impl Default for SignalRoles {
+    fn default() -> Self {
+        SignalRoles {
+            quiesce: Some(libc::SIGUSR1),
+            resume: Some(libc::SIGUSR2),
+        }
     }
 }
 

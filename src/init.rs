@@ -24,7 +24,7 @@ pub fn run(config: Config, signal_mask: SigSet) -> i32 {
     if let Err(error) = output::start() {
         eprintln!("dind-init: warning: no output thread ({error}); log lines are written directly");
     }
-    logging::init(config.log_level);
+    logging::init(config.log_level.unwrap_or(crate::config::LogLevel::Info));
     let code = match prepare(config).and_then(|config| serve(config, signal_mask)) {
         Ok(code) => code,
         Err(error) => {
@@ -42,7 +42,8 @@ fn prepare(mut config: Config) -> Result<Config> {
         // Not fatal: without it (qemu-user, kernels before 3.4) our own
         // children are still waited for; only orphans go to another reaper.
         match nix::sys::prctl::set_child_subreaper(true) {
-            Ok(()) => tracing::warn!(
+            // Nothing is lost then: the orphans of our descendants come to us.
+            Ok(()) => tracing::debug!(
                 "not running as PID 1 (pid {own_pid}): registered as child subreaper, so only orphans of our own descendants are reaped"
             ),
             Err(error) => tracing::warn!(
@@ -73,12 +74,14 @@ fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {
         let signal_fd = sys::async_signal_fd(&signal_mask).context("cannot open the signalfd")?;
         let listener = control::bind(&config.socket)?;
         let socket_path = config.socket.clone();
+        let signal_roles = config.signals;
         let reaper = Arc::new(Reaper::new());
         let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
         let (supervisor, status) =
             Supervisor::new(config, reaper.clone(), events, event_sender.clone());
         tokio::spawn(signals::run(
             signal_fd,
+            signal_roles,
             reaper.clone(),
             event_sender.clone(),
         ));

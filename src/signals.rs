@@ -12,23 +12,22 @@ use nix::sys::signalfd::SignalFd;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::config::SignalRoles;
 use crate::event::Event;
 use crate::reaper::Reaper;
 use crate::sys::{send_signal, signal_name};
 
 /// Whether a signal is passed on to the main command: all but those dind-init
-/// acts on itself (SIGCHLD: reap; SIGUSR1/SIGUSR2: quiesce/resume) and the
-/// terminal stop signals, which PID 1 ignores. SIGTERM, SIGINT and SIGQUIT
-/// are forwarded and also start the shutdown.
-pub fn is_forwarded(signo: i32) -> bool {
-    !matches!(
+/// acts on itself (SIGCHLD: reap; the quiesce and resume signals, SIGUSR1
+/// and SIGUSR2 unless set otherwise) and the terminal's background signals
+/// SIGTTIN and SIGTTOU, which PID 1 ignores as tini does. SIGTERM, SIGINT
+/// and SIGQUIT are forwarded and may also start the shutdown (see
+/// `supervisor::intent::shutdown_request`).
+pub fn is_forwarded(signo: i32, roles: &SignalRoles) -> bool {
+    let own = [roles.quiesce, roles.resume].contains(&Some(signo));
+    !own && !matches!(
         Signal::try_from(signo),
-        Ok(Signal::SIGCHLD
-            | Signal::SIGUSR1
-            | Signal::SIGUSR2
-            | Signal::SIGTSTP
-            | Signal::SIGTTIN
-            | Signal::SIGTTOU)
+        Ok(Signal::SIGCHLD | Signal::SIGTTIN | Signal::SIGTTOU)
     )
 }
 
@@ -46,7 +45,12 @@ fn forward(reaper: &Reaper, signo: i32) {
 }
 
 /// Runs for the life of the process.
-pub async fn run(signals: AsyncFd<SignalFd>, reaper: Arc<Reaper>, events: UnboundedSender<Event>) {
+pub async fn run(
+    signals: AsyncFd<SignalFd>,
+    roles: SignalRoles,
+    reaper: Arc<Reaper>,
+    events: UnboundedSender<Event>,
+) {
     loop {
         let mut ready = match signals.readable().await {
             Ok(ready) => ready,
@@ -63,7 +67,7 @@ pub async fn run(signals: AsyncFd<SignalFd>, reaper: Arc<Reaper>, events: Unboun
                     if signo == Signal::SIGCHLD as i32 {
                         sweep_needed = true;
                     } else {
-                        if is_forwarded(signo) {
+                        if is_forwarded(signo, &roles) {
                             forward(&reaper, signo);
                         }
                         // The supervisor lives as long as this task; a closed
@@ -98,7 +102,9 @@ mod tests {
 
     #[test]
     fn what_is_forwarded_to_the_main_command() {
+        let is_forwarded = |signo| is_forwarded(signo, &SignalRoles::default());
         for signal in [
+            Signal::SIGTSTP,
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGQUIT,
@@ -112,12 +118,25 @@ mod tests {
             Signal::SIGCHLD,
             Signal::SIGUSR1,
             Signal::SIGUSR2,
-            Signal::SIGTSTP,
             Signal::SIGTTIN,
             Signal::SIGTTOU,
         ] {
             assert!(!is_forwarded(signal as i32), "{signal}");
         }
         assert!(is_forwarded(libc::SIGRTMIN() + 3));
+        for internal in 32..=34 {
+            assert!(is_forwarded(internal), "signal {internal}");
+        }
+    }
+
+    #[test]
+    fn a_signal_without_a_role_is_forwarded() {
+        let roles = SignalRoles {
+            quiesce: Some(Signal::SIGHUP as i32),
+            resume: None,
+        };
+        assert!(!is_forwarded(Signal::SIGHUP as i32, &roles));
+        assert!(is_forwarded(Signal::SIGUSR1 as i32, &roles));
+        assert!(is_forwarded(Signal::SIGUSR2 as i32, &roles));
     }
 }

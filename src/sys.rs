@@ -22,14 +22,41 @@ const SYNCHRONOUS_SIGNALS: [Signal; 7] = [
     Signal::SIGSYS,
 ];
 
-/// The signals dind-init reads from its signalfd: every signal, real-time ones
-/// included, except the synchronous ones.
+/// Whether `signo` is raised by a fault of the process itself (SIGSEGV, ...).
+pub fn is_synchronous(signo: i32) -> bool {
+    SYNCHRONOUS_SIGNALS
+        .iter()
+        .any(|&signal| signal as i32 == signo)
+}
+
+/// The signals dind-init reads from its signalfd: every signal number the
+/// kernel has (1 to SIGRTMAX), real-time ones included, except the
+/// synchronous ones. Built bit by bit, because the C library's
+/// `sigfillset` and `sigaddset` leave out the numbers it keeps for itself
+/// (musl: 32 to 34), which would then be neither blocked nor read: as PID 1
+/// such a signal would be dropped, and otherwise kill dind-init.
 pub fn handled_signals() -> SigSet {
-    let mut set = SigSet::all();
-    for signal in SYNCHRONOUS_SIGNALS {
-        set.remove(signal);
+    const WORD_BITS: usize = libc::c_ulong::BITS as usize;
+    const WORDS: usize =
+        std::mem::size_of::<libc::sigset_t>() / std::mem::size_of::<libc::c_ulong>();
+    let mut words = [0 as libc::c_ulong; WORDS];
+    for signo in 1..=libc::SIGRTMAX() {
+        if is_synchronous(signo) {
+            continue;
+        }
+        // Bit n-1 holds signal n, in words of the native size (the kernel's layout).
+        let bit = usize::try_from(signo.saturating_sub(1)).unwrap_or(0);
+        if let Some(word) = words.get_mut(bit / WORD_BITS) {
+            *word |= 1 << (bit % WORD_BITS);
+        }
     }
-    set
+    // SAFETY: sigset_t is a plain array of WORDS native words on Linux
+    // (glibc and musl alike), so an array of the same words has its size and
+    // layout; the bits set are valid signal numbers.
+    unsafe {
+        let raw: libc::sigset_t = std::mem::transmute(words);
+        SigSet::from_sigset_t_unchecked(raw)
+    }
 }
 
 /// Blocks [`handled_signals`] in the calling thread. Called first thing in
@@ -72,6 +99,34 @@ pub fn async_signal_fd(mask: &SigSet) -> std::io::Result<AsyncFd<SignalFd>> {
     registered.map_err(std::io::Error::from)
 }
 
+/// Makes `command`'s process the foreground process group of the terminal
+/// on its stdin, when that is a terminal (`docker run -t`), in the child
+/// before exec, as tini's `isolate_child` does: an interactive shell that
+/// checks for job control first then finds itself in the foreground, and
+/// nothing in between can read the terminal. SIGTTOU is blocked around the
+/// call, since a background group that changes the terminal's group gets it.
+pub fn take_terminal_in_child(command: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: isatty, getpgrp, tcsetpgrp,
+    // sigemptyset, sigaddset and sigprocmask are, and it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::isatty(libc::STDIN_FILENO) != 1 {
+                return Ok(());
+            }
+            let mut ttou: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut ttou);
+            libc::sigaddset(&mut ttou, libc::SIGTTOU);
+            libc::sigprocmask(libc::SIG_BLOCK, &ttou, &mut previous);
+            // Failure (a terminal that is not our controlling one) leaves
+            // the program without the terminal's foreground, as tini does.
+            libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpgrp());
+            libc::sigprocmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
 /// Makes `command`'s process start with no blocked signals and SIGPIPE at
 /// its default action, as a program expects from its parent; without this
 /// every script and daemon would inherit PID 1's blocked mask and ignore
@@ -90,5 +145,37 @@ pub fn reset_signals_in_child(command: &mut Command) {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether signal `signo` is in `set`, read from the raw words, since
+    /// the C library's `sigismember` may refuse its own numbers.
+    fn has(set: &SigSet, signo: usize) -> bool {
+        const WORD_BITS: usize = libc::c_ulong::BITS as usize;
+        const WORDS: usize =
+            std::mem::size_of::<libc::sigset_t>() / std::mem::size_of::<libc::c_ulong>();
+        let raw: &libc::sigset_t = set.as_ref();
+        // SAFETY: the same layout as in `handled_signals`.
+        let words: [libc::c_ulong; WORDS] = unsafe { std::mem::transmute(*raw) };
+        words[(signo - 1) / WORD_BITS] & (1 << ((signo - 1) % WORD_BITS)) != 0
+    }
+
+    #[test]
+    fn every_signal_number_is_handled_but_the_synchronous_ones() {
+        let set = handled_signals();
+        for signo in 1..=libc::SIGRTMAX() as usize {
+            assert_eq!(
+                has(&set, signo),
+                !is_synchronous(signo as i32),
+                "signal {signo}"
+            );
+        }
+        for internal in 32..=34 {
+            assert!(has(&set, internal), "signal {internal}");
+        }
     }
 }

@@ -59,8 +59,8 @@ fn status_json_has_the_documented_fields() {
 #[test]
 fn garbage_oversize_and_half_written_requests_do_not_disturb_it() {
     let sandbox = Sandbox::new("garbage");
-    let init = sandbox.start(&[]);
-    init.wait_for_line("running: 0 script(s) started");
+    let _init = sandbox.start(&[]);
+    sandbox.wait_phase("running");
 
     let answer = raw_request(&sandbox, b"hello, is it me you're looking for?\n");
     assert_eq!(answer["ok"], false);
@@ -119,15 +119,15 @@ fn a_stale_socket_file_left_by_a_commit_is_replaced() {
     assert!(sandbox.socket.exists());
     let init = sandbox.start(&[]);
     init.wait_for_line("removed stale control socket");
-    init.wait_for_line("running: 0 script(s) started");
+    sandbox.wait_phase("running");
     assert_eq!(sandbox.status()["phase"], "running");
 }
 
 #[test]
 fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
     let sandbox = Sandbox::new("busy-socket");
-    let first = sandbox.start(&[]);
-    first.wait_for_line("running: 0 script(s) started");
+    let _first = sandbox.start(&[]);
+    sandbox.wait_phase("running");
     let mut second = sandbox.start(&[]);
     assert_eq!(second.wait_exit(), 2);
     let log = second.log();
@@ -187,8 +187,8 @@ fn client_without_a_running_init_says_so_and_exits_3() {
 #[test]
 fn only_root_or_the_owner_may_quiesce() {
     let sandbox = Sandbox::new("credentials");
-    let init = sandbox.start(&[]);
-    init.wait_for_line("running: 0 script(s) started");
+    let _init = sandbox.start(&[]);
+    sandbox.wait_phase("running");
     // Open the socket and its directory to everyone, so only the credential check remains.
     fs::set_permissions(&sandbox.socket, fs::Permissions::from_mode(0o666)).unwrap();
     fs::set_permissions(&sandbox.dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -216,8 +216,8 @@ fn only_root_or_the_owner_may_quiesce() {
 #[test]
 fn a_silent_client_is_dropped_after_the_request_deadline() {
     let sandbox = Sandbox::new("silent-client");
-    let init = sandbox.start(&[]);
-    init.wait_for_line("running: 0 script(s) started");
+    let _init = sandbox.start(&[]);
+    sandbox.wait_phase("running");
     let mut silent = UnixStream::connect(&sandbox.socket).unwrap();
     silent.set_read_timeout(Some(WAIT)).unwrap();
     let mut answer = String::new();

@@ -43,7 +43,7 @@ fn signals_are_forwarded_to_the_main_command() {
         "-c",
         "trap 'echo got HUP' HUP; trap 'echo got USR-less TERM; exit 42' TERM; echo ready; while :; do sleep 0.01; done",
     ]);
-    init.wait_for_line("running: 0 script(s) started");
+    sandbox.wait_phase("running");
     init.wait_for_line("ready");
     init.signal(Signal::SIGHUP);
     init.wait_for_line("got HUP");

@@ -24,3 +24,5 @@ mod main_command;
 mod reaping;
 /// The state file across boots: boot count and restored boots.
 mod restore;
+/// A drop-in for tini and dumb-init: signals, silence, terminals.
+mod wrapper;

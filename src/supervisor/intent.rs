@@ -6,6 +6,7 @@
 
 use nix::sys::signal::Signal;
 
+use crate::config::SignalRoles;
 use crate::event::Refusal;
 use crate::phase::Phase;
 use crate::script::Action;
@@ -114,10 +115,28 @@ pub enum ShutdownDecision {
     Force,
     /// Already forced: nothing more to do.
     Nothing,
+    /// The main command got the signal and decides: dind-init shuts down
+    /// when it exits, as tini does.
+    LeaveToMain,
 }
 
-pub fn shutdown_request(phase: Phase, intents: &Intents) -> ShutdownDecision {
-    if !intents.shutting_down(phase) {
+/// Who owns shutdown. While the main command runs and no script is left to
+/// stop, the main command does: the signal was forwarded to it and
+/// dind-init waits for it to exit, however long the engine lets it take.
+/// Once a shutdown runs, further signals while the main command is still
+/// running are its business too. Otherwise the first signal begins the
+/// graceful sequence (main command, stops in reverse, the rest) and a second
+/// one forces it.
+pub fn shutdown_request(
+    phase: Phase,
+    intents: &Intents,
+    main_running: bool,
+    stops_left: usize,
+) -> ShutdownDecision {
+    let shutting_down = intents.shutting_down(phase);
+    if main_running && (stops_left == 0 || shutting_down) {
+        ShutdownDecision::LeaveToMain
+    } else if !shutting_down {
         ShutdownDecision::Begin
     } else if !intents.force {
         ShutdownDecision::Force
@@ -137,10 +156,14 @@ pub enum SignalRole {
     None,
 }
 
-pub fn signal_role(signo: i32) -> SignalRole {
+pub fn signal_role(signo: i32, roles: &SignalRoles) -> SignalRole {
+    if roles.quiesce == Some(signo) {
+        return SignalRole::Quiesce;
+    }
+    if roles.resume == Some(signo) {
+        return SignalRole::Resume;
+    }
     match Signal::try_from(signo) {
-        Ok(Signal::SIGUSR1) => SignalRole::Quiesce,
-        Ok(Signal::SIGUSR2) => SignalRole::Resume,
         Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => SignalRole::Shutdown,
         _ => SignalRole::None,
     }
@@ -275,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn the_second_shutdown_forces_and_the_third_does_nothing() {
+    fn who_owns_shutdown() {
         use ShutdownDecision::*;
         let asked = Intents {
             shutdown: TERM,
@@ -285,22 +308,54 @@ mod tests {
             force: true,
             ..asked
         };
-        assert_eq!(shutdown_request(Running, &NONE), Begin);
-        assert_eq!(shutdown_request(Quiesced, &NONE), Begin);
-        assert_eq!(shutdown_request(Running, &asked), Force);
-        assert_eq!(shutdown_request(ShuttingDown, &NONE), Force);
-        assert_eq!(shutdown_request(ShuttingDown, &forced), Nothing);
+        // (phase, intents, main running, stops left) -> decision
+        let rows = [
+            // No main command: the first begins, the second forces, then nothing.
+            (Running, NONE, false, 2, Begin),
+            (Running, NONE, false, 0, Begin),
+            (Quiesced, NONE, false, 0, Begin),
+            (Running, asked, false, 2, Force),
+            (ShuttingDown, NONE, false, 1, Force),
+            (ShuttingDown, forced, false, 1, Nothing),
+            // A main command and nothing left to stop: like tini, it decides.
+            (Running, NONE, true, 0, LeaveToMain),
+            (Quiesced, NONE, true, 0, LeaveToMain),
+            (ShuttingDown, asked, true, 0, LeaveToMain),
+            // A main command and scripts to stop: the graceful sequence, and
+            // while the main command still runs, later signals are its own.
+            (Running, NONE, true, 3, Begin),
+            (Running, asked, true, 3, LeaveToMain),
+            (ShuttingDown, asked, true, 3, LeaveToMain),
+        ];
+        for (phase, intents, main, stops, decision) in rows {
+            assert_eq!(
+                shutdown_request(phase, &intents, main, stops),
+                decision,
+                "{phase} {intents:?} main={main} stops={stops}"
+            );
+        }
     }
 
     #[test]
     fn signal_roles() {
-        assert_eq!(signal_role(Signal::SIGUSR1 as i32), SignalRole::Quiesce);
-        assert_eq!(signal_role(Signal::SIGUSR2 as i32), SignalRole::Resume);
+        let defaults = SignalRoles::default();
+        let usr1 = Signal::SIGUSR1 as i32;
+        let usr2 = Signal::SIGUSR2 as i32;
+        let hup = Signal::SIGHUP as i32;
+        assert_eq!(signal_role(usr1, &defaults), SignalRole::Quiesce);
+        assert_eq!(signal_role(usr2, &defaults), SignalRole::Resume);
         for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
-            assert_eq!(signal_role(signal as i32), SignalRole::Shutdown);
+            assert_eq!(signal_role(signal as i32, &defaults), SignalRole::Shutdown);
         }
-        assert_eq!(signal_role(Signal::SIGHUP as i32), SignalRole::None);
-        assert_eq!(signal_role(libc::SIGRTMIN()), SignalRole::None);
+        assert_eq!(signal_role(hup, &defaults), SignalRole::None);
+        assert_eq!(signal_role(libc::SIGRTMIN(), &defaults), SignalRole::None);
+        let moved = SignalRoles {
+            quiesce: Some(hup),
+            resume: None,
+        };
+        assert_eq!(signal_role(hup, &moved), SignalRole::Quiesce);
+        assert_eq!(signal_role(usr1, &moved), SignalRole::None);
+        assert_eq!(signal_role(usr2, &moved), SignalRole::None);
     }
 
     #[test]

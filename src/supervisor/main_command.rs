@@ -6,11 +6,10 @@ use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::unistd::Pid;
-
 use crate::event::Event;
 use crate::reaper::ChildExit;
 use crate::status::{MainState, MainStatus};
+use crate::sys::take_terminal_in_child;
 
 use super::Supervisor;
 use super::intent::ShutdownCause;
@@ -47,12 +46,12 @@ impl Supervisor {
             .args(args)
             .current_dir(&self.config.main_cwd)
             .process_group(0);
+        take_terminal_in_child(&mut command);
         match self.reaper.spawn_main(&mut command) {
             Ok((child, exit)) => {
                 let pid = child.id() as i32;
                 main.pid = Some(pid);
                 main.state = MainState::Running;
-                give_terminal_to(pid);
                 let events = self.event_sender.clone();
                 tokio::spawn(async move {
                     if let Ok(exit) = exit.await {
@@ -89,17 +88,5 @@ impl Supervisor {
         if !self.pending.intents.shutting_down(self.phase) {
             self.pending.intents.shutdown = Some(ShutdownCause::MainExited);
         }
-    }
-}
-
-/// Makes the main command the foreground process group of our terminal, if
-/// we have one (`docker run -t`), so it gets the terminal's input and Ctrl-C.
-fn give_terminal_to(pgid: i32) {
-    let stdin = std::io::stdin();
-    if !nix::unistd::isatty(&stdin).unwrap_or(false) {
-        return;
-    }
-    if let Err(error) = nix::unistd::tcsetpgrp(&stdin, Pid::from_raw(pgid)) {
-        tracing::debug!("cannot hand the terminal to the main command: {error}");
     }
 }

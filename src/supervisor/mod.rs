@@ -153,11 +153,6 @@ impl Supervisor {
             own_pid,
         };
         supervisor.save_state(Durability::Atomic);
-        let restored = match boot.restored_from_quiesce {
-            Some(id) => format!(", restored from quiesce #{id}"),
-            None => String::new(),
-        };
-        tracing::info!("boot {}{restored}", boot.boot);
         supervisor.publish();
         (supervisor, receiver)
     }
@@ -222,7 +217,7 @@ impl Supervisor {
     /// The signal task already forwarded what the main command should get
     /// (`signals::is_forwarded`); here only what dind-init itself acts on.
     fn on_signal(&mut self, signo: i32) {
-        match intent::signal_role(signo) {
+        match intent::signal_role(signo, &self.config.signals) {
             SignalRole::Quiesce => self.request_quiesce(None, None),
             SignalRole::Resume => self.request_resume(None),
             SignalRole::Shutdown => self.request_shutdown(ShutdownCause::Signal(signo)),
@@ -235,7 +230,17 @@ impl Supervisor {
             ShutdownCause::Signal(signo) => signal_name(signo),
             _ => "shutdown".to_string(),
         };
-        match intent::shutdown_request(self.phase, &self.pending.intents) {
+        let main_running = self.main_pid().is_some();
+        let stops_left = self
+            .scripts
+            .iter()
+            .filter(|t| t.needs_stop() || t.status.state == ScriptState::Starting)
+            .count();
+        match intent::shutdown_request(self.phase, &self.pending.intents, main_running, stops_left)
+        {
+            ShutdownDecision::LeaveToMain => {
+                tracing::debug!("{name} forwarded: the main command decides when to exit")
+            }
             ShutdownDecision::Begin => {
                 tracing::info!("{name} received: shutting down");
                 self.pending.intents.shutdown = Some(cause);

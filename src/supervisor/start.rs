@@ -6,6 +6,7 @@
 use crate::config::StartFailurePolicy;
 use crate::discovery;
 use crate::event::Refusal;
+use crate::logging;
 use crate::phase::Phase;
 use crate::script::Action;
 use crate::status::{MainState, Outcome, ScriptState};
@@ -17,6 +18,9 @@ impl Supervisor {
     pub(super) async fn start_round(&mut self, reason: &'static str) {
         self.set_phase(Phase::Starting);
         self.discover();
+        if reason == "boot" {
+            self.log_boot();
+        }
         self.publish();
         for index in 0..self.scripts.len() {
             let intents = &self.pending.intents;
@@ -87,6 +91,20 @@ impl Supervisor {
         }
         tracing::warn!("start of {name} failed; going on (on-start-failure=continue)");
         true
+    }
+
+    /// The boot's first line. With no scripts and no log level asked for,
+    /// dind-init has nothing to tell and goes quiet (warnings and errors
+    /// only), so a main command's terminal shows only its own output.
+    fn log_boot(&self) {
+        if self.scripts.is_empty() && self.config.log_level.is_none() {
+            logging::quiet();
+        }
+        let restored = match self.boot.restored_from_quiesce {
+            Some(id) => format!(", restored from quiesce #{id}"),
+            None => String::new(),
+        };
+        tracing::info!("boot {}{restored}", self.boot.boot);
     }
 
     fn log_running(&self) {
