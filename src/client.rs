@@ -136,6 +136,9 @@ fn report_quiesce(status: &Status) -> i32 {
                 stray.pid, stray.command
             );
         }
+        if let Some(why) = &last.not_saved {
+            eprintln!("dind-init:   the quiesce record is not durable: {why}");
+        }
     }
     EXIT_NO
 }

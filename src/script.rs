@@ -43,8 +43,10 @@ impl Action {
 pub struct ScriptEnv {
     /// `DIND_INIT_BOOT`: 1 on the first boot of the state file, then 2, 3, ...
     pub boot: u64,
-    /// `DIND_INIT_RESTORED`: this boot starts from a quiesced snapshot.
+    /// `DIND_INIT_RESTORED`: the previous boot ended cleanly (quiesced or shut down).
     pub restored: bool,
+    /// `DIND_INIT_PREVIOUS`: how the previous boot ended.
+    pub previous: &'static str,
     /// `DIND_INIT_REASON`: `boot`, `resume`, `quiesce`, `shutdown` or `start-failure`.
     pub reason: &'static str,
     /// `DIND_INIT_SOCKET`: so a script can ask `dind-init status` itself.
@@ -76,6 +78,7 @@ pub fn spawn(
         .process_group(0)
         .env("DIND_INIT_BOOT", env.boot.to_string())
         .env("DIND_INIT_RESTORED", if env.restored { "1" } else { "0" })
+        .env("DIND_INIT_PREVIOUS", env.previous)
         .env("DIND_INIT_REASON", env.reason)
         .env("DIND_INIT_SOCKET", &env.socket);
     let started = Instant::now();

@@ -7,9 +7,11 @@
 //! as the shutdown flushes the whole file system right after and a boot
 //! record is not worth delaying the boot for.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -19,6 +21,10 @@ use crate::procs::ProcessInfo;
 
 /// How many boots and quiesces the history keeps; older entries are dropped.
 const HISTORY_LIMIT: usize = 50;
+/// Strays kept in one quiesce record; the rest are counted in a last entry.
+pub const MAX_STRAYS_KEPT: usize = 20;
+/// Bytes of a stray's command line kept in a record.
+pub const MAX_COMMAND_KEPT: usize = 256;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -29,9 +35,12 @@ pub struct PersistentState {
     pub boots: Vec<BootRecord>,
     /// The most recent quiesces, oldest first.
     pub quiesces: Vec<QuiesceRecord>,
-    /// True from the end of a quiesce until the next start: the disk holds a
-    /// quiesced snapshot, so the next boot is a restore.
+    /// True from the end of a quiesce until the next start (a resume or the
+    /// next boot): the disk holds a quiesced snapshot.
     pub quiesced: bool,
+    /// True once a shutdown ran every stop; false from the next boot on.
+    /// With `quiesced`, what the next boot tells as the previous ending.
+    pub shut_down_cleanly: bool,
     /// Outcome of each script in the last start/stop round.
     pub last_results: Vec<ScriptRecord>,
 }
@@ -43,6 +52,42 @@ pub struct BootRecord {
     pub at: String,
     /// The id of the quiesce this boot restored from, when it was a restore.
     pub restored_from_quiesce: Option<u64>,
+    /// How the boot before this one ended.
+    #[serde(default)]
+    pub previous: PreviousEnding,
+}
+
+/// How the previous boot of this state file ended, as the next boot sees it
+/// (`DIND_INIT_PREVIOUS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreviousEnding {
+    /// There was none: the first boot of this state file.
+    #[default]
+    None,
+    /// It was quiesced (every stop ran, commit-safe or not) and not resumed.
+    Quiesced,
+    /// A shutdown ran every stop.
+    Shutdown,
+    /// Neither: a crash, `docker kill`, or a `docker commit` taken while it ran.
+    Unclean,
+}
+
+impl PreviousEnding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreviousEnding::None => "none",
+            PreviousEnding::Quiesced => "quiesced",
+            PreviousEnding::Shutdown => "shutdown",
+            PreviousEnding::Unclean => "unclean",
+        }
+    }
+
+    /// Whether the disk holds what a complete round of stops left, so the
+    /// starts may skip their one-time work (`DIND_INIT_RESTORED=1`).
+    pub fn is_clean(self) -> bool {
+        matches!(self, PreviousEnding::Quiesced | PreviousEnding::Shutdown)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,8 +102,13 @@ pub struct QuiesceRecord {
     pub commit_safe: bool,
     /// Scripts whose stop failed or timed out.
     pub failed_stops: Vec<String>,
-    /// Processes still alive after the stops.
+    /// Processes still alive after the stops (at most [`MAX_STRAYS_KEPT`],
+    /// command lines cut to [`MAX_COMMAND_KEPT`] bytes).
     pub strays: Vec<ProcessInfo>,
+    /// Why the record could not be made durable, when it could not: the
+    /// quiesce is then not commit-safe (the next boot would not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_saved: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,37 +122,61 @@ pub struct ScriptRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootInfo {
     pub boot: u64,
+    /// The previous boot ended cleanly (quiesced or shut down): `DIND_INIT_RESTORED=1`.
     pub restored: bool,
+    /// The quiesce this boot starts from, when the previous boot ended quiesced.
     pub restored_from_quiesce: Option<u64>,
+    /// How the previous boot ended: `DIND_INIT_PREVIOUS`.
+    #[serde(default)]
+    pub previous: PreviousEnding,
 }
 
 impl PersistentState {
     /// Records a new boot and clears the quiesced mark (the starts are about
     /// to change the disk). Pure, so it is unit-tested.
     pub fn begin_boot(&mut self, now: &str) -> BootInfo {
-        let restored = self.quiesced;
-        let restored_from_quiesce = if restored {
+        let previous = if self.boot_count == 0 {
+            PreviousEnding::None
+        } else if self.quiesced {
+            PreviousEnding::Quiesced
+        } else if self.shut_down_cleanly {
+            PreviousEnding::Shutdown
+        } else {
+            PreviousEnding::Unclean
+        };
+        let restored_from_quiesce = if previous == PreviousEnding::Quiesced {
             self.quiesces.last().map(|q| q.id)
         } else {
             None
         };
         self.boot_count = self.boot_count.saturating_add(1);
         self.quiesced = false;
+        self.shut_down_cleanly = false;
         self.boots.push(BootRecord {
             boot: self.boot_count,
             at: now.to_string(),
             restored_from_quiesce,
+            previous,
         });
         trim_front(&mut self.boots);
         BootInfo {
             boot: self.boot_count,
-            restored,
+            restored: previous.is_clean(),
             restored_from_quiesce,
+            previous,
         }
     }
 
-    /// Records a finished quiesce and marks the disk as quiesced.
+    /// A resume runs the starts again: the disk no longer holds the quiesced snapshot.
+    pub fn begin_resume(&mut self) {
+        self.quiesced = false;
+    }
+
+    /// Records a finished quiesce and marks the disk as quiesced. Its strays
+    /// are bounded in number and length, so the file and every status answer
+    /// stay small whatever the strays' command lines.
     pub fn record_quiesce(&mut self, mut record: QuiesceRecord) -> u64 {
+        record.strays = bounded_strays(&record.strays);
         record.id = self.quiesces.last().map_or(1, |q| q.id.saturating_add(1));
         record.boot = self.boot_count;
         let id = record.id;
@@ -111,6 +185,41 @@ impl PersistentState {
         self.quiesced = true;
         id
     }
+}
+
+/// At most [`MAX_STRAYS_KEPT`] strays, each command line cut to
+/// [`MAX_COMMAND_KEPT`] bytes; a last entry (pid 0) counts the ones left out.
+pub fn bounded_strays(strays: &[ProcessInfo]) -> Vec<ProcessInfo> {
+    let mut kept: Vec<ProcessInfo> = strays
+        .iter()
+        .take(MAX_STRAYS_KEPT)
+        .map(|p| ProcessInfo {
+            command: cut(&p.command, MAX_COMMAND_KEPT),
+            ..p.clone()
+        })
+        .collect();
+    let left_out = strays.len().saturating_sub(MAX_STRAYS_KEPT);
+    if left_out > 0 {
+        kept.push(ProcessInfo {
+            pid: 0,
+            ppid: 0,
+            state: '?',
+            command: format!("... and {left_out} more"),
+        });
+    }
+    kept
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary, marked with `…`.
+fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    format!("{}…", text.get(..end).unwrap_or_default())
 }
 
 fn trim_front<T>(items: &mut Vec<T>) {
@@ -122,8 +231,8 @@ fn trim_front<T>(items: &mut Vec<T>) {
 /// corrupt one is moved aside (never overwritten, so nothing is lost) and the
 /// boot starts from a fresh state; the returned warning says where it went.
 pub fn load(path: &Path) -> (PersistentState, Option<String>) {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Default::default(),
         Err(error) => {
             let warning = format!(
@@ -133,7 +242,7 @@ pub fn load(path: &Path) -> (PersistentState, Option<String>) {
             return (PersistentState::default(), Some(warning));
         }
     };
-    match serde_json::from_str(&text) {
+    match serde_json::from_slice(&bytes) {
         Ok(state) => (state, None),
         Err(error) => {
             let aside = aside_path(path);
@@ -171,13 +280,20 @@ pub fn save(path: &Path, state: &PersistentState, durability: Durability) -> Res
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create state directory {}", dir.display()))?;
-    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&temp)?;
+    if !dir.is_dir() {
+        // Its mode is the state's own, whatever the umask.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .and_then(|()| fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)))
+            .with_context(|| format!("cannot create state directory {}", dir.display()))?;
+    }
+    let (temp, mut file) =
+        create_temp(path).with_context(|| format!("cannot write state file {}", path.display()))?;
+    let write = |file: &mut File| -> io::Result<()> {
+        // The mode is set, not left to the umask.
+        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
         let mut json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
         json.push(b'\n');
         file.write_all(&json)?;
@@ -190,10 +306,46 @@ pub fn save(path: &Path, state: &PersistentState, durability: Durability) -> Res
         }
         Ok(())
     };
-    write().map_err(|error| {
+    write(&mut file).map_err(|error| {
         let _ = fs::remove_file(&temp);
         anyhow::Error::new(error).context(format!("cannot write state file {}", path.display()))
     })
+}
+
+/// Mode of the state directory and file, whatever the umask.
+const DIR_MODE: u32 = 0o755;
+const FILE_MODE: u32 = 0o644;
+
+/// A new temp file beside `path`, created exclusively and without following
+/// a link (`O_EXCL|O_NOFOLLOW`): whatever is already at a name, a link to
+/// somewhere else included, is never written through; the next name is tried.
+fn create_temp(path: &Path) -> io::Result<(PathBuf, File)> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let mut last_error = io::Error::other("no temp name tried");
+    for _ in 0..16 {
+        let n = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".tmp-{}-{n}-{}", std::process::id(), unix_nanos()));
+        let temp = path.with_file_name(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(FILE_MODE)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp, file)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => last_error = error,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error)
+}
+
+fn unix_nanos() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos())
 }
 
 fn unix_now() -> u64 {
@@ -249,7 +401,119 @@ mod tests {
             commit_safe,
             failed_stops: vec![],
             strays: vec![],
+            not_saved: None,
         }
+    }
+
+    fn previous_of_next_boot(state: &PersistentState) -> BootInfo {
+        state.clone().begin_boot("later")
+    }
+
+    #[test]
+    fn every_boot_knows_how_the_previous_one_ended() {
+        let mut state = PersistentState::default();
+        let first = state.begin_boot("t1");
+        assert_eq!(first.previous, PreviousEnding::None);
+        assert!(!first.restored);
+        // Still running when the disk was copied: a crash, a kill, a plain commit.
+        let after_crash = previous_of_next_boot(&state);
+        assert_eq!(after_crash.previous, PreviousEnding::Unclean);
+        assert!(!after_crash.restored);
+        // Quiesced: a restore from that quiesce.
+        state.record_quiesce(quiesce(true));
+        let after_quiesce = previous_of_next_boot(&state);
+        assert_eq!(after_quiesce.previous, PreviousEnding::Quiesced);
+        assert_eq!(after_quiesce.restored_from_quiesce, Some(1));
+        assert!(after_quiesce.restored);
+        // Resumed after the quiesce: the disk changed, no longer that snapshot.
+        state.begin_resume();
+        assert_eq!(
+            previous_of_next_boot(&state).previous,
+            PreviousEnding::Unclean
+        );
+        // A clean shutdown: clean, but restored from no quiesce.
+        state.shut_down_cleanly = true;
+        let after_shutdown = previous_of_next_boot(&state);
+        assert_eq!(after_shutdown.previous, PreviousEnding::Shutdown);
+        assert_eq!(after_shutdown.restored_from_quiesce, None);
+        assert!(after_shutdown.restored);
+        // Quiesced, then stopped: still the quiesced snapshot.
+        state.record_quiesce(quiesce(true));
+        let next = previous_of_next_boot(&state);
+        assert_eq!(
+            (next.previous, next.restored_from_quiesce),
+            (PreviousEnding::Quiesced, Some(2))
+        );
+        // The marks are cleared by the boot itself.
+        state.begin_boot("t2");
+        assert!(!state.quiesced && !state.shut_down_cleanly);
+    }
+
+    #[test]
+    fn strays_are_bounded_in_number_and_length() {
+        let stray = |n: i32, command: String| ProcessInfo {
+            pid: n,
+            ppid: 1,
+            state: 'S',
+            command,
+        };
+        let many: Vec<_> = (1..=30).map(|n| stray(n, "é".repeat(1_000_000))).collect();
+        let mut state = PersistentState::default();
+        state.begin_boot("t");
+        let mut record = quiesce(false);
+        record.strays = many;
+        state.record_quiesce(record);
+        let kept = &state.quiesces[0].strays;
+        assert_eq!(kept.len(), MAX_STRAYS_KEPT + 1);
+        assert!(kept.iter().all(|p| p.command.len() <= MAX_COMMAND_KEPT + 3));
+        assert_eq!(kept.last().unwrap().command, "... and 10 more");
+        let json = serde_json::to_vec(&state).unwrap();
+        assert!(json.len() < 16 * 1024, "{} bytes", json.len());
+    }
+
+    #[test]
+    fn a_state_file_that_is_not_utf8_is_kept_aside() {
+        let dir = std::env::temp_dir().join(format!("dind-init-state-bin-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        fs::write(&path, b"\xff\xfe{\"boot_count\": 3}").unwrap();
+        let (fresh, warning) = load(&path);
+        assert_eq!(fresh, PersistentState::default());
+        assert!(warning.unwrap().contains("moved it to"));
+        let kept: Vec<_> = fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            fs::read(kept[0].path()).unwrap(),
+            b"\xff\xfe{\"boot_count\": 3}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_link_at_the_state_path_is_replaced_never_written_through() {
+        let dir = std::env::temp_dir().join(format!("dind-init-state-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let path = dir.join("state.json");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        save(&path, &PersistentState::default(), Durability::Fsync).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(
+            !fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            FILE_MODE
+        );
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(names.len(), 2, "no temp file left behind");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -265,7 +529,8 @@ mod tests {
             BootInfo {
                 boot: 2,
                 restored: true,
-                restored_from_quiesce: Some(1)
+                restored_from_quiesce: Some(1),
+                previous: PreviousEnding::Quiesced,
             }
         );
         assert!(!state.quiesced);
@@ -273,6 +538,7 @@ mod tests {
         assert_eq!((third.boot, third.restored), (3, false));
         assert_eq!(state.boots.len(), 3);
         assert_eq!(state.boots[1].restored_from_quiesce, Some(1));
+        assert_eq!(state.boots[1].previous, PreviousEnding::Quiesced);
     }
 
     #[test]

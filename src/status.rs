@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::phase::Phase;
 use crate::procs::ProcessInfo;
-use crate::state::{BootInfo, BootRecord, QuiesceRecord};
+use crate::state::{BootInfo, BootRecord, PreviousEnding, QuiesceRecord};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -184,10 +184,10 @@ pub fn render_table(status: &Status) -> String {
         "not healthy"
     };
     let _ = writeln!(out, "phase:   {} ({health})", status.phase);
-    let restored = match status.boot.restored_from_quiesce {
-        Some(id) => format!(", restored from quiesce #{id}"),
-        None if status.boot.restored => ", restored".to_string(),
-        None => String::new(),
+    let restored = match (status.boot.restored_from_quiesce, status.boot.previous) {
+        (Some(id), _) => format!(", restored from quiesce #{id}"),
+        (None, PreviousEnding::None) => String::new(),
+        (None, previous) => format!(", previous boot ended: {}", previous.as_str()),
     };
     let since = status
         .boots
@@ -281,6 +281,7 @@ mod tests {
                 boot: 2,
                 restored: true,
                 restored_from_quiesce: Some(1),
+                previous: PreviousEnding::Quiesced,
             },
             boots: vec![],
             quiesces: vec![],

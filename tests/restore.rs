@@ -1,6 +1,9 @@
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 use nix::sys::signal::Signal;
+
+use serde_json::Value;
 
 use crate::harness::Sandbox;
 
@@ -9,14 +12,22 @@ fn env_script(sandbox: &Sandbox) {
     sandbox.script(
         "10-env.sh",
         &format!(
-            "[ \"$1\" = start ] && echo \"boot=$DIND_INIT_BOOT restored=$DIND_INIT_RESTORED\" >> {}\ntrue",
+            "[ \"$1\" = start ] && echo \"boot=$DIND_INIT_BOOT restored=$DIND_INIT_RESTORED previous=$DIND_INIT_PREVIOUS\" >> {}\ntrue",
             log.display()
         ),
     );
 }
 
+fn boots_log(sandbox: &Sandbox) -> Vec<String> {
+    fs::read_to_string(sandbox.path("boots.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 #[test]
-fn a_boot_after_a_quiesce_is_a_restore_and_later_boots_are_not() {
+fn a_boot_after_a_quiesce_is_a_restore_and_after_a_clean_shutdown_too() {
     let sandbox = Sandbox::new("restore");
     env_script(&sandbox);
 
@@ -39,21 +50,76 @@ fn a_boot_after_a_quiesce_is_a_restore_and_later_boots_are_not() {
     second.signal(Signal::SIGTERM);
     assert_eq!(second.wait_exit(), 0);
 
+    // `docker stop` then `docker commit`: every stop ran, a clean restore.
     let mut third = sandbox.start(&[]);
+    third.wait_for_line("boot 3, after a clean shutdown");
     third.wait_for_line("running: 1 script(s) started");
-    assert_eq!(sandbox.status()["boot"]["restored"], false);
-    third.signal(Signal::SIGTERM);
+    let status = sandbox.status();
+    assert_eq!(status["boot"]["restored"], true);
+    assert_eq!(status["boot"]["previous"], "shutdown");
+    assert_eq!(status["boot"]["restored_from_quiesce"], Value::Null);
+    // `docker kill`, a crash, or a commit of the running container.
+    third.signal(Signal::SIGKILL);
     third.wait_exit();
 
-    let boots = fs::read_to_string(sandbox.path("boots.log")).unwrap();
+    let mut fourth = sandbox.start(&[]);
+    fourth.wait_for_line("boot 4: the previous boot did not end cleanly");
+    fourth.wait_for_line("running: 1 script(s) started");
+    assert_eq!(sandbox.status()["boot"]["previous"], "unclean");
+    fourth.signal(Signal::SIGTERM);
+    fourth.wait_exit();
+
     assert_eq!(
-        boots.lines().collect::<Vec<_>>(),
+        boots_log(&sandbox),
         [
-            "boot=1 restored=0",
-            "boot=2 restored=1",
-            "boot=3 restored=0"
+            "boot=1 restored=0 previous=none",
+            "boot=2 restored=1 previous=quiesced",
+            "boot=3 restored=1 previous=shutdown",
+            "boot=4 restored=0 previous=unclean"
         ]
     );
+}
+
+#[test]
+fn a_resume_clears_the_quiesced_mark() {
+    let sandbox = Sandbox::new("resume-clears");
+    env_script(&sandbox);
+    let first = sandbox.start(&[]);
+    first.wait_for_line("running: 1 script(s) started");
+    sandbox.quiesce_ok();
+    let resumed = sandbox.client(&["resume"]);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    // The resumed run changed the disk; then it was killed, not quiesced.
+    first.signal(Signal::SIGKILL);
+    drop(first);
+    let second = sandbox.start(&[]);
+    second.wait_for_line("running: 1 script(s) started");
+    let status = sandbox.status();
+    assert_eq!(status["boot"]["restored"], false, "{status}");
+    assert_eq!(status["boot"]["previous"], "unclean");
+    assert_eq!(
+        boots_log(&sandbox).last().map(String::as_str),
+        Some("boot=2 restored=0 previous=unclean")
+    );
+}
+
+#[test]
+fn state_modes_do_not_depend_on_the_umask() {
+    let sandbox = Sandbox::new("state-umask");
+    let init_command = sandbox.command(&["--", "true"]);
+    let mut argv = vec![init_command.get_program().to_owned()];
+    argv.extend(init_command.get_args().map(|a| a.to_owned()));
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$@\"")
+        .arg("sh")
+        .args(&argv)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mode = |path: &std::path::Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(sandbox.state.parent().unwrap()), 0o755);
+    assert_eq!(mode(&sandbox.state), 0o644);
 }
 
 #[test]
@@ -87,5 +153,15 @@ fn an_unwritable_state_file_is_a_warning_not_a_dead_container() {
     let init = sandbox.start(&[]);
     init.wait_for_line("cannot write state file");
     init.wait_for_line("running: 1 script(s) started");
-    sandbox.quiesce_ok();
+    // The container runs, but a quiesce whose record cannot be saved is no
+    // snapshot the next boot would recognise: not commit-safe, and why.
+    let quiesce = sandbox.client(&["quiesce"]);
+    assert_eq!(quiesce.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&quiesce.stderr);
+    assert!(stderr.contains("NOT safe to commit"), "{stderr}");
+    assert!(
+        stderr.contains("the quiesce record is not durable"),
+        "{stderr}"
+    );
+    assert_eq!(sandbox.status()["commit_safe"], false);
 }

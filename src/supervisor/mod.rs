@@ -152,7 +152,7 @@ impl Supervisor {
             strays: Vec::new(),
             own_pid,
         };
-        supervisor.save_state(Durability::Atomic);
+        let _ = supervisor.save_state(Durability::Atomic);
         supervisor.publish();
         (supervisor, receiver)
     }
@@ -166,6 +166,9 @@ impl Supervisor {
                 Step::Quiesce => self.quiesce().await,
                 Step::Resume => {
                     self.pending.intents.resume = false;
+                    // The starts change the disk: it no longer holds the quiesced snapshot.
+                    self.state.begin_resume();
+                    let _ = self.save_state(Durability::Atomic);
                     self.start_round("resume").await;
                 }
                 Step::Wait => {
@@ -351,12 +354,14 @@ impl Supervisor {
             .collect();
     }
 
-    fn save_state(&self, durability: Durability) {
-        if let Err(error) = state::save(&self.config.state_path, &self.state, durability) {
+    /// Saves the state file; on failure, logs it and returns why.
+    fn save_state(&self, durability: Durability) -> Result<(), String> {
+        state::save(&self.config.state_path, &self.state, durability).map_err(|error| {
             tracing::warn!(
                 "{error:#}; the boot and quiesce history will not survive a restart (set DIND_INIT_STATE to a writable path)"
             );
-        }
+            format!("{error:#}")
+        })
     }
 }
 

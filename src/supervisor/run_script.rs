@@ -31,6 +31,7 @@ impl Supervisor {
         let env = ScriptEnv {
             boot: self.boot.boot,
             restored: self.boot.restored,
+            previous: self.boot.previous.as_str(),
             reason,
             socket: self.config.socket.clone(),
         };

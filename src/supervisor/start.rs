@@ -9,6 +9,7 @@ use crate::event::Refusal;
 use crate::logging;
 use crate::phase::Phase;
 use crate::script::Action;
+use crate::state::PreviousEnding;
 use crate::status::{MainState, Outcome, ScriptState};
 
 use super::intent::{EXIT_START_FAILED, ShutdownCause};
@@ -100,11 +101,17 @@ impl Supervisor {
         if self.scripts.is_empty() && self.config.log_level.is_none() {
             logging::quiet();
         }
-        let restored = match self.boot.restored_from_quiesce {
-            Some(id) => format!(", restored from quiesce #{id}"),
-            None => String::new(),
-        };
-        tracing::info!("boot {}{restored}", self.boot.boot);
+        let boot = self.boot.boot;
+        match (self.boot.previous, self.boot.restored_from_quiesce) {
+            (PreviousEnding::Unclean, _) => tracing::warn!(
+                "boot {boot}: the previous boot did not end cleanly (a crash, docker kill, or a docker commit without quiesce): its services may need recovery; scripts get DIND_INIT_PREVIOUS=unclean"
+            ),
+            (_, Some(id)) => tracing::info!("boot {boot}, restored from quiesce #{id}"),
+            (PreviousEnding::Shutdown, None) => {
+                tracing::info!("boot {boot}, after a clean shutdown")
+            }
+            _ => tracing::info!("boot {boot}"),
+        }
     }
 
     fn log_running(&self) {

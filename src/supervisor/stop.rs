@@ -75,17 +75,27 @@ impl Supervisor {
             commit_safe,
             failed_stops: failed_stops.clone(),
             strays: self.strays.clone(),
+            not_saved: None,
         });
         // The stops' writes were flushed above; this fsyncs the record itself.
-        self.save_state(Durability::Fsync);
+        // A record that is not durable is no snapshot the next boot can
+        // recognise: not commit-safe.
+        if let Err(why) = self.save_state(Durability::Fsync)
+            && let Some(record) = self.state.quiesces.last_mut()
+        {
+            record.commit_safe = false;
+            record.not_saved = Some(why);
+        }
         self.set_phase(Phase::Quiesced);
-        if commit_safe {
-            tracing::info!("quiesced: safe to docker commit (quiesce #{id})");
-        } else {
-            tracing::warn!(
+        match self.state.quiesces.last() {
+            Some(record) if record.commit_safe => {
+                tracing::info!("quiesced: safe to docker commit (quiesce #{id})")
+            }
+            Some(record) => tracing::warn!(
                 "quiesced but NOT safe to commit (quiesce #{id}): {}",
-                unsafe_reasons(&failed_stops, &self.strays)
-            );
+                unsafe_reasons(record)
+            ),
+            None => {}
         }
         let status = self.snapshot();
         answer_all(&mut self.pending.quiesce_waiters, Ok(status));
@@ -140,7 +150,9 @@ impl Supervisor {
         }
         let failed_stops = self.stop_round(stop_reason).await;
         self.record_results();
-        self.save_state(Durability::Atomic);
+        // Every stop ran: the next boot may take the disk as a clean restore.
+        self.state.shut_down_cleanly = failed_stops.is_empty() && !self.pending.intents.force;
+        let _ = self.save_state(Durability::Atomic);
         self.terminate_remaining().await;
         // Once, when every process is gone and nothing writes any more.
         flush_root_file_system();
@@ -173,17 +185,21 @@ impl Supervisor {
 }
 
 /// Why a quiesce is not commit-safe, in one line.
-fn unsafe_reasons(failed_stops: &[String], strays: &[ProcessInfo]) -> String {
+fn unsafe_reasons(record: &QuiesceRecord) -> String {
     let mut reasons = Vec::new();
-    if !failed_stops.is_empty() {
-        reasons.push(format!("failed stops: {}", failed_stops.join(", ")));
+    if !record.failed_stops.is_empty() {
+        reasons.push(format!("failed stops: {}", record.failed_stops.join(", ")));
     }
-    if !strays.is_empty() {
-        let strays: Vec<_> = strays
+    if !record.strays.is_empty() {
+        let strays: Vec<_> = record
+            .strays
             .iter()
             .map(|p| format!("{} ({})", p.pid, p.command))
             .collect();
         reasons.push(format!("processes still running: {}", strays.join(", ")));
+    }
+    if let Some(why) = &record.not_saved {
+        reasons.push(format!("the quiesce record is not durable: {why}"));
     }
     reasons.join("; ")
 }
