@@ -8,7 +8,7 @@
 //! blocking std code used by `dind-init status|quiesce|resume`.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
@@ -31,6 +31,8 @@ const MAX_REQUEST: usize = 64 * 1024;
 /// What a connection's reader takes at most: one byte more than a request
 /// may have, so that an oversize request is seen as such.
 const READ_LIMIT: u64 = MAX_REQUEST as u64 + 1;
+/// The longest answer a client reads: a status is bounded far below this.
+const MAX_ANSWER: u64 = 16 * 1024 * 1024;
 /// How long a client may take to send its request line.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the listen backlog.
@@ -303,8 +305,15 @@ pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Respo
     stream.write_all(&line).map_err(protocol)?;
     let mut answer = String::new();
     BufReader::new(stream)
+        .take(MAX_ANSWER)
         .read_line(&mut answer)
         .map_err(protocol)?;
+    if answer.len() as u64 >= MAX_ANSWER && !answer.ends_with('\n') {
+        return Err(ClientError::Protocol(format!(
+            "control socket {}: an answer longer than {MAX_ANSWER} bytes; not a dind-init",
+            socket.display()
+        )));
+    }
     if answer.is_empty() {
         return Err(ClientError::Protocol(format!(
             "control socket {}: closed without an answer (did dind-init exit?)",

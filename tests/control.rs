@@ -224,3 +224,26 @@ fn a_silent_client_is_dropped_after_the_request_deadline() {
     silent.read_to_string(&mut answer).unwrap();
     assert!(answer.contains("no complete request line"), "{answer}");
 }
+
+#[test]
+fn the_client_reads_no_more_than_a_bounded_answer() {
+    let sandbox = Sandbox::new("huge-answer");
+    let listener = UnixListener::bind(&sandbox.socket).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 256];
+        let _ = stream.read(&mut request);
+        // 64 MiB with no newline, as a misbehaving server on the path might send.
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..64 {
+            if stream.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let output = sandbox.client(&["status"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("an answer longer than"), "{stderr}");
+    let _ = server.join();
+}

@@ -141,6 +141,22 @@ fn a_stray_process_makes_the_quiesce_unsafe_and_is_reported() {
 }
 
 #[test]
+fn sigterm_during_the_stray_settle_is_acted_on_at_once() {
+    let sandbox = Sandbox::new("settle-sigterm");
+    sandbox.recording_script_then("10-leaky.sh", "if [ \"$1\" = start ]; then sleep 1008 & fi");
+    // A settle far longer than any wait of this test: only an interruption ends it in time.
+    let mut init = sandbox.start(&["--settle", "600"]);
+    init.wait_for_line("running: 1 script(s) started");
+    init.signal(Signal::SIGUSR1);
+    wait_until("the stop ran and the settle waits on the stray", || {
+        sandbox.order().len() == 2 && sandbox.status()["phase"] == "quiescing"
+    });
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 0, "{}", init.log());
+    assert!(init.log().contains("SIGTERM received: shutting down"));
+}
+
+#[test]
 fn sigusr1_during_start_finishes_the_script_in_flight_then_stops_it() {
     let sandbox = Sandbox::new("quiesce-during-start");
     let release = sandbox.path("release");

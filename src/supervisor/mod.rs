@@ -354,6 +354,25 @@ impl Supervisor {
             .collect();
     }
 
+    /// Saves the state file fsynced (file and directory), on a blocking
+    /// thread while events are handled; on failure, logs it and returns why.
+    async fn save_state_durably(&mut self) -> Result<(), String> {
+        let path = self.config.state_path.clone();
+        let state = self.state.clone();
+        let saving =
+            tokio::task::spawn_blocking(move || state::save(&path, &state, Durability::Fsync));
+        let saved = match self.await_handling_events(saving, |_| false).await {
+            Some(Ok(saved)) => saved,
+            _ => Err(anyhow::anyhow!("the state file's writer thread failed")),
+        };
+        saved.map_err(|error| {
+            tracing::warn!(
+                "{error:#}; this quiesce is not durable (set DIND_INIT_STATE to a writable path)"
+            );
+            format!("{error:#}")
+        })
+    }
+
     /// Saves the state file; on failure, logs it and returns why.
     fn save_state(&self, durability: Durability) -> Result<(), String> {
         state::save(&self.config.state_path, &self.state, durability).map_err(|error| {

@@ -15,8 +15,7 @@ use crate::state::{self, Durability, QuiesceRecord};
 use crate::status::{Outcome, ScriptState};
 use crate::sys::send_signal;
 
-use super::intent::{self, ShutdownCause};
-use super::teardown::flush_root_file_system;
+use super::intent::{self, Intents, ShutdownCause};
 use super::{Supervisor, answer_all};
 
 impl Supervisor {
@@ -64,9 +63,18 @@ impl Supervisor {
             );
             return;
         }
-        flush_root_file_system();
+        self.flush().await;
         let requesters = std::mem::take(&mut self.pending.quiesce_requesters);
         self.strays = self.settle_strays(&requesters).await;
+        if self.pending.intents.shutdown.is_some() {
+            // The shutdown that cut the settle short takes over; its own
+            // stops have nothing left to do.
+            answer_all(
+                &mut self.pending.quiesce_waiters,
+                Err(Refusal::ShuttingDown),
+            );
+            return;
+        }
         let commit_safe = failed_stops.is_empty() && self.strays.is_empty();
         let id = self.state.record_quiesce(QuiesceRecord {
             id: 0,
@@ -80,7 +88,7 @@ impl Supervisor {
         // The stops' writes were flushed above; this fsyncs the record itself.
         // A record that is not durable is no snapshot the next boot can
         // recognise: not commit-safe.
-        if let Err(why) = self.save_state(Durability::Fsync)
+        if let Err(why) = self.save_state_durably().await
             && let Some(record) = self.state.quiesces.last_mut()
         {
             record.commit_safe = false;
@@ -115,7 +123,9 @@ impl Supervisor {
             excluded.extend(main);
             excluded
         };
-        self.wait_for_descendants(self.config.settle, true, not_strays)
+        // Any shutdown ends the settle at once: it does its own waiting.
+        let shutdown = |intents: &Intents| intents.shutdown.is_some() || intents.force;
+        self.wait_for_descendants(self.config.settle, shutdown, not_strays)
             .await
     }
 
@@ -155,7 +165,7 @@ impl Supervisor {
         let _ = self.save_state(Durability::Atomic);
         self.terminate_remaining().await;
         // Once, when every process is gone and nothing writes any more.
-        flush_root_file_system();
+        self.flush().await;
 
         let main_code = self.main.as_ref().and_then(|m| m.exit_code);
         let code = intent::exit_code(main_code, cause, !failed_stops.is_empty());

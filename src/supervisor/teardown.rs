@@ -11,6 +11,7 @@ use crate::procs::{self, ProcessInfo};
 use crate::sys::send_signal;
 
 use super::Supervisor;
+use super::intent::Intents;
 
 /// How often the shutdown and quiesce steps look at `/proc` while waiting for processes to go.
 const PROCESS_POLL: Duration = Duration::from_millis(20);
@@ -36,7 +37,7 @@ impl Supervisor {
         );
         signal_all(&left, signal);
         if signal == Signal::SIGTERM {
-            let remaining = self.wait_until_gone(self.config.grace, true).await;
+            let remaining = self.wait_until_gone(self.config.grace, forced).await;
             if remaining.is_empty() {
                 return;
             }
@@ -51,7 +52,7 @@ impl Supervisor {
             );
             signal_all(&remaining, Signal::SIGKILL);
         }
-        let remaining = self.wait_until_gone(KILL_WAIT, false).await;
+        let remaining = self.wait_until_gone(KILL_WAIT, |_| false).await;
         if !remaining.is_empty() {
             tracing::warn!(
                 "{} process(es) survived SIGKILL (uninterruptible sleep?); exiting anyway",
@@ -60,25 +61,28 @@ impl Supervisor {
         }
     }
 
-    /// Polls until no descendant is left or `limit` passes; a second SIGTERM
-    /// ends the wait early when `interruptible`.
-    async fn wait_until_gone(&mut self, limit: Duration, interruptible: bool) -> Vec<ProcessInfo> {
-        self.wait_for_descendants(limit, interruptible, |_| HashSet::new())
+    /// Polls until no descendant is left, `limit` passes or `interrupt` says so.
+    async fn wait_until_gone(
+        &mut self,
+        limit: Duration,
+        interrupt: fn(&Intents) -> bool,
+    ) -> Vec<ProcessInfo> {
+        self.wait_for_descendants(limit, interrupt, |_| HashSet::new())
             .await
     }
 
     /// Polls our live descendants, less those `excluded` picks out of each
-    /// scan, until none is left, `limit` passes or (when `interruptible`) a
-    /// forced shutdown comes; events are handled meanwhile.
+    /// scan, until none is left, `limit` passes, or `interrupt` says the
+    /// intents recorded meanwhile end the wait; events are handled meanwhile.
     pub(super) async fn wait_for_descendants(
         &mut self,
         limit: Duration,
-        interruptible: bool,
+        interrupt: fn(&Intents) -> bool,
         excluded: impl Fn(&[ProcessInfo]) -> HashSet<i32>,
     ) -> Vec<ProcessInfo> {
         // A limit too far to add to the clock is no limit.
         let deadline = Instant::now().checked_add(limit);
-        let forced = move |s: &mut Self| interruptible && s.pending.intents.force;
+        let interrupted = move |s: &mut Self| interrupt(&s.pending.intents);
         loop {
             let table = procs::scan();
             let skip = excluded(&table);
@@ -87,19 +91,33 @@ impl Supervisor {
                 .filter(|p| !skip.contains(&p.pid))
                 .collect();
             let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
-            if left.is_empty() || expired || forced(self) {
+            if left.is_empty() || expired || interrupted(self) {
                 return left;
             }
-            self.await_handling_events(tokio::time::sleep(PROCESS_POLL), forced)
+            self.await_handling_events(tokio::time::sleep(PROCESS_POLL), interrupted)
                 .await;
         }
+    }
+}
+
+/// A forced shutdown (a second SIGTERM) ends a wait.
+fn forced(intents: &Intents) -> bool {
+    intents.force
+}
+
+impl Supervisor {
+    /// Flushes the root file system on a blocking thread, so that signals,
+    /// reaping and status go on while the disk catches up.
+    pub(super) async fn flush(&mut self) {
+        let flushing = tokio::task::spawn_blocking(flush_root_file_system);
+        self.await_handling_events(flushing, |_| false).await;
     }
 }
 
 /// Flushes the file system dind-init's root is on (the container's, which
 /// `docker commit` reads), with syncfs rather than sync: a global sync could
 /// wait for every dirty page of a busy host. Falls back to sync.
-pub(super) fn flush_root_file_system() {
+fn flush_root_file_system() {
     let flushed = match std::fs::File::open("/") {
         Ok(root) => nix::unistd::syncfs(&root).map_err(std::io::Error::from),
         Err(error) => Err(error),
