@@ -9,18 +9,22 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use nix::sys::stat::{Mode, umask};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, mpsc::UnboundedSender, oneshot, watch};
+use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
 
 use crate::event::{ControlCommand, ControlRequest, Event};
 use crate::phase::Phase;
@@ -35,8 +39,10 @@ const READ_LIMIT: u64 = MAX_REQUEST as u64 + 1;
 const MAX_ANSWER: u64 = 16 * 1024 * 1024;
 /// How long a client may take to send its request line.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections open at once; more are told "busy" at once. Each costs a task
+/// and a 512-byte buffer, so the bound is a memory bound (a few MB), far
+/// above what idle or waiting clients would need to crowd out a `status`.
+const MAX_CONNECTIONS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
@@ -94,17 +100,21 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
             .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
     }
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => match StdUnixStream::connect(path) {
-            Ok(_) => bail!(
-                "control socket {} is in use by another running dind-init; give this one its own with --socket or DIND_INIT_SOCKET",
-                path.display()
-            ),
-            Err(_) => {
+        Ok(meta) if meta.file_type().is_socket() => match probe(path) {
+            Probe::Stale => {
                 fs::remove_file(path).with_context(|| {
                     format!("cannot remove stale control socket {}", path.display())
                 })?;
                 tracing::info!("removed stale control socket {}", path.display());
             }
+            Probe::Live => bail!(
+                "control socket {} is in use by another running dind-init; give this one its own with --socket or DIND_INIT_SOCKET",
+                path.display()
+            ),
+            Probe::Unusable(error) => bail!(
+                "control socket {} cannot be probed ({error}); remove it or choose another path with --socket or DIND_INIT_SOCKET",
+                path.display()
+            ),
         },
         Ok(_) => bail!(
             "{} exists and is not a socket; remove it or choose another path with --socket or DIND_INIT_SOCKET",
@@ -125,19 +135,48 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(UnixListener::from_std(listener)?)
 }
 
-/// Accepts connections for the life of the process.
+/// What a non-blocking connect says about a socket file.
+enum Probe {
+    /// Nothing listens: left by a dead instance or by `docker commit`.
+    Stale,
+    /// Something listens (or its backlog is full, which also means alive).
+    Live,
+    Unusable(Errno),
+}
+
+/// Connects without blocking: a live listener whose backlog is full answers
+/// EAGAIN at once instead of holding the boot in `connect()`.
+fn probe(path: &Path) -> Probe {
+    let attempt = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .and_then(|fd| {
+        let address = UnixAddr::new(path)?;
+        connect(fd.as_raw_fd(), &address)
+    });
+    match attempt {
+        Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS) => Probe::Live,
+        Err(Errno::ECONNREFUSED) => Probe::Stale,
+        Err(error) => Probe::Unusable(error),
+    }
+}
+
+/// Accepts connections for the life of the process. Accepting never waits
+/// for a free slot, so idle, slow or waiting clients can never keep a fresh
+/// `status` from being answered; past [`MAX_CONNECTIONS`] open at once, a
+/// new one is told "busy" and closed at once.
 pub async fn serve(
     listener: UnixListener,
     status: watch::Receiver<Status>,
     events: UnboundedSender<Event>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(AtomicUsize::new(0));
     let own_uid = nix::unistd::geteuid().as_raw();
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let stream = match listener.accept().await {
+        let mut stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning on the error.
@@ -146,13 +185,32 @@ pub async fn serve(
                 continue;
             }
         };
+        if open.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
+            open.fetch_sub(1, Ordering::Relaxed);
+            let busy = Response::failure(
+                format!("busy: {MAX_CONNECTIONS} control connections are open; try again"),
+                None,
+            );
+            tokio::spawn(async move { send_response(&mut stream, &busy).await });
+            continue;
+        }
         let status = status.clone();
         let events = events.clone();
+        let open = open.clone();
         tokio::spawn(async move {
             serve_connection(stream, status, events, own_uid).await;
-            drop(slot);
+            open.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Writes one response line and closes the writing side; a client that is
+/// gone already is no error.
+async fn send_response(stream: &mut UnixStream, response: &Response) {
+    let mut json = serde_json::to_vec(response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    json.push(b'\n');
+    let _ = stream.write_all(&json).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn serve_connection(
@@ -165,9 +223,9 @@ async fn serve_connection(
         uid: cred.uid(),
         pid: cred.pid(),
     });
-    let (read_half, mut write_half) = stream.split();
     let mut line = Vec::new();
-    let mut reader = tokio::io::BufReader::new(read_half).take(READ_LIMIT);
+    // A small buffer: thousands of idle connections must cost little.
+    let mut reader = tokio::io::BufReader::with_capacity(512, &mut stream).take(READ_LIMIT);
     let read = tokio::time::timeout(REQUEST_DEADLINE, reader.read_until(b'\n', &mut line)).await;
     let response = match read {
         Err(_) => Response::failure(
@@ -188,11 +246,7 @@ async fn serve_connection(
             Ok(request) => answer(request, peer, own_uid, status, events).await,
         },
     };
-    let mut json = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-    json.push(b'\n');
-    // The client may be gone already; nothing to do about it.
-    let _ = write_half.write_all(&json).await;
-    let _ = write_half.shutdown().await;
+    send_response(&mut stream, &response).await;
 }
 
 /// Who is on the other end of a connection, from SO_PEERCRED.
@@ -297,7 +351,14 @@ pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Respo
         ClientError::Unreachable(format!("control socket {}: {hint} ({error})", socket.display()))
     })?;
     let protocol = |error: io::Error| {
-        ClientError::Protocol(format!("control socket {}: {error}", socket.display()))
+        let what = match error.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
+                "no answer within {:.1}s; dind-init may be busy (try a longer --timeout)",
+                wait.as_secs_f64()
+            ),
+            _ => error.to_string(),
+        };
+        ClientError::Protocol(format!("control socket {}: {what}", socket.display()))
     };
     stream.set_read_timeout(Some(wait)).map_err(protocol)?;
     let mut line = serde_json::to_vec(request).map_err(|e| protocol(io::Error::other(e)))?;

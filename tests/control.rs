@@ -247,3 +247,75 @@ fn the_client_reads_no_more_than_a_bounded_answer() {
     assert!(stderr.contains("an answer longer than"), "{stderr}");
     let _ = server.join();
 }
+
+#[test]
+fn idle_slow_and_waiting_clients_never_crowd_out_a_fresh_status() {
+    let sandbox = Sandbox::new("crowd");
+    let _init = sandbox.start(&[]);
+    sandbox.wait_phase("running");
+    // 500 clients that connect and say nothing, 10 that send half a line.
+    let mut held: Vec<UnixStream> = (0..500)
+        .map(|_| UnixStream::connect(&sandbox.socket).unwrap())
+        .collect();
+    for _ in 0..10 {
+        let mut slow = UnixStream::connect(&sandbox.socket).unwrap();
+        slow.write_all(b"{\"command\":").unwrap();
+        held.push(slow);
+    }
+    // 64 that wait for a phase that will not come, for a minute.
+    for _ in 0..64 {
+        let mut waiter = UnixStream::connect(&sandbox.socket).unwrap();
+        waiter
+            .write_all(b"{\"command\":\"wait\",\"phase\":\"quiesced\",\"timeout_ms\":60000}\n")
+            .unwrap();
+        held.push(waiter);
+    }
+    let started = std::time::Instant::now();
+    let status = sandbox.client(&["status"]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    // Answered at once, not after an idle client's 10 s deadline.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "status took {:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+#[test]
+fn a_live_listener_with_a_full_backlog_is_in_use_not_a_hang() {
+    let sandbox = Sandbox::new("full-backlog");
+    // A listener that never accepts: its backlog fills, and a blocking
+    // connect() to it would wait for ever.
+    let listener = UnixListener::bind(&sandbox.socket).unwrap();
+    let mut fillers = Vec::new();
+    loop {
+        let filler = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let address = nix::sys::socket::UnixAddr::new(&sandbox.socket).unwrap();
+        let full =
+            nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&filler), &address).is_err();
+        fillers.push(filler);
+        if full || fillers.len() > 5000 {
+            break;
+        }
+    }
+    let mut init = sandbox.start(&[]);
+    assert_eq!(init.wait_exit(), 2, "{}", init.log());
+    assert!(
+        init.log().contains("in use by another running dind-init"),
+        "{}",
+        init.log()
+    );
+    drop(listener);
+}
