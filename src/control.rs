@@ -219,10 +219,8 @@ async fn serve_connection(
     events: UnboundedSender<Event>,
     own_uid: u32,
 ) {
-    let peer = stream.peer_cred().ok().map(|cred| Peer {
-        uid: cred.uid(),
-        pid: cred.pid(),
-    });
+    // Who is on the other end, from SO_PEERCRED.
+    let peer_uid = stream.peer_cred().ok().map(|cred| cred.uid());
     let mut line = Vec::new();
     // A small buffer: thousands of idle connections must cost little.
     let mut reader = tokio::io::BufReader::with_capacity(512, &mut stream).take(READ_LIMIT);
@@ -243,23 +241,15 @@ async fn serve_connection(
                 ),
                 None,
             ),
-            Ok(request) => answer(request, peer, own_uid, status, events).await,
+            Ok(request) => answer(request, peer_uid, own_uid, status, events).await,
         },
     };
     send_response(&mut stream, &response).await;
 }
 
-/// Who is on the other end of a connection, from SO_PEERCRED.
-#[derive(Debug, Clone, Copy)]
-struct Peer {
-    uid: u32,
-    /// None or 0 when the client lives outside our PID namespace.
-    pid: Option<i32>,
-}
-
 async fn answer(
     request: Request,
-    peer: Option<Peer>,
+    peer_uid: Option<u32>,
     own_uid: u32,
     mut status: watch::Receiver<Status>,
     events: UnboundedSender<Event>,
@@ -285,17 +275,16 @@ async fn answer(
                 ),
             };
         }
-        Request::Quiesce { timeout_ms } => (
-            ControlCommand::Quiesce {
-                requester: peer.and_then(|p| p.pid),
-            },
-            timeout_ms,
-        ),
+        Request::Quiesce { timeout_ms } => (ControlCommand::Quiesce, timeout_ms),
         Request::Resume { timeout_ms } => (ControlCommand::Resume, timeout_ms),
     };
     let (command, timeout_ms) = command;
-    let allowed = peer.is_some_and(|p| p.uid == 0 || p.uid == own_uid);
+    let allowed = peer_uid.is_some_and(|uid| uid == 0 || uid == own_uid);
     if !allowed {
+        let who = peer_uid.map_or("an unknown peer".to_string(), |uid| format!("uid {uid}"));
+        tracing::warn!(
+            "refused a {command:?} request from {who}: only root or uid {own_uid} may quiesce or resume"
+        );
         return Response::failure(
             format!("permission denied: only root or uid {own_uid} may quiesce or resume"),
             None,

@@ -21,10 +21,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::text::escape_controls;
+
 /// One init.d script that will be run with `start` and `stop`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
-    /// File name, used as the log prefix and in status (lossy UTF-8 for display).
+    /// File name, used as the log prefix and in status (lossy UTF-8, control
+    /// characters escaped, for display).
     pub name: String,
     /// Full path that is executed.
     pub path: PathBuf,
@@ -113,11 +116,61 @@ pub fn discover(dir: &Path, must_exist: bool) -> io::Result<Discovery> {
     let scripts = found
         .into_iter()
         .map(|(name, path)| Script {
-            name: name.to_string_lossy().into_owned(),
+            name: escape_controls(&name.to_string_lossy()).into_owned(),
             path,
         })
         .collect();
     Ok(Discovery { scripts, skipped })
+}
+
+/// Why running `path` as this user is risky, if it is: a script anyone can
+/// change, or one owned by another user, runs with our (often root's) rights.
+pub fn trust_warning(path: &Path, own_uid: u32) -> Option<String> {
+    let meta = fs::metadata(path).ok()?;
+    if meta.permissions().mode() & 0o002 != 0 {
+        return Some(
+            "is world-writable: anyone can change what runs as this user (chmod o-w it)".into(),
+        );
+    }
+    let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+    (owner != own_uid && owner != 0)
+        .then(|| format!("is owned by uid {owner}, who can change what runs as uid {own_uid}"))
+}
+
+/// Why `path` could not be executed, in words a user can act on: a missing
+/// interpreter (named, with a hint when the `#!` line ends in a CR from
+/// Windows line endings) rather than "No such file or directory" for a
+/// script that plainly exists.
+pub fn spawn_error(path: &Path, error: &io::Error) -> String {
+    let shown = escape_controls(&path.to_string_lossy()).into_owned();
+    if error.kind() == io::ErrorKind::NotFound
+        && path.exists()
+        && let Some(interpreter) = interpreter_of(path)
+    {
+        let crlf = if interpreter.ends_with('\r') {
+            " (the file has Windows CRLF line endings: convert it with dos2unix or sed -i 's/\\r$//')"
+        } else {
+            ""
+        };
+        return format!(
+            "cannot execute {shown}: its interpreter `{}` does not exist{crlf}",
+            escape_controls(&interpreter)
+        );
+    }
+    format!("cannot execute {shown}: {error}")
+}
+
+/// The program named on a script's `#!` line.
+fn interpreter_of(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut head = [0u8; 256];
+    let read = fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head.get(..read)?.split(|&b| b == b'\n').next()?;
+    let rest = line.strip_prefix(b"#!")?;
+    let text = String::from_utf8_lossy(rest);
+    let trimmed = text.trim_start_matches([' ', '\t']);
+    let program = trimmed.split([' ', '\t']).next()?;
+    (!program.is_empty()).then(|| program.to_string())
 }
 
 fn entry_kind(path: &Path) -> EntryKind {

@@ -36,11 +36,7 @@ pub struct ControlRequest {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ControlCommand {
-    /// `requester` is the client's pid as seen from here (0 or None when it
-    /// lives outside our PID namespace); it and its ancestors are not strays.
-    Quiesce {
-        requester: Option<i32>,
-    },
+    Quiesce,
     Resume,
 }
 

@@ -26,6 +26,7 @@
 //! - [`logging`]: the one-line log format of dind-init's own messages.
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
 //! - [`sys`]: the few system calls that need `unsafe`.
+//! - [`text`]: untrusted text (file names, command lines) escaped for printing.
 
 #![cfg_attr(
     not(test),
@@ -59,6 +60,7 @@ pub mod state;
 pub mod status;
 pub mod supervisor;
 pub mod sys;
+pub mod text;
 
 /// What `dind-init --version` prints after the name: version, git commit and target triple.
 pub const VERSION_LINE: &str = concat!(

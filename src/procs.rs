@@ -11,6 +11,8 @@ use std::fs;
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::escape_controls;
+
 /// One process as read from `/proc/PID/stat` and `/proc/PID/cmdline`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
@@ -55,7 +57,8 @@ fn read_process(pid: i32) -> Option<ProcessInfo> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (pid, comm, state, ppid) = parse_stat(&stat)?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let command = render_cmdline(&cmdline).unwrap_or_else(|| format!("[{comm}]"));
+    let command =
+        render_cmdline(&cmdline).unwrap_or_else(|| format!("[{}]", escape_controls(&comm)));
     Some(ProcessInfo {
         pid,
         ppid,
@@ -68,7 +71,7 @@ fn render_cmdline(raw: &[u8]) -> Option<String> {
     let words: Vec<_> = raw
         .split(|&byte| byte == 0)
         .filter(|word| !word.is_empty())
-        .map(String::from_utf8_lossy)
+        .map(|word| escape_controls(&String::from_utf8_lossy(word)).into_owned())
         .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
@@ -94,21 +97,6 @@ pub fn descendants(table: &[ProcessInfo], root: i32) -> Vec<ProcessInfo> {
     }
     found.sort_by_key(|process| process.pid);
     found
-}
-
-/// `pid` and all its ancestors in `table`: the chain of a client that asked
-/// for a quiesce, none of which counts as a stray.
-pub fn lineage(table: &[ProcessInfo], pid: i32) -> HashSet<i32> {
-    let parents: HashMap<i32, i32> = table.iter().map(|p| (p.pid, p.ppid)).collect();
-    let mut chain = HashSet::new();
-    let mut current = pid;
-    while current > 0 && chain.insert(current) {
-        match parents.get(&current) {
-            Some(&parent) => current = parent,
-            None => break,
-        }
-    }
-    chain
 }
 
 #[cfg(test)]
@@ -147,13 +135,6 @@ mod tests {
         ];
         let pids: Vec<_> = descendants(&table, 1).iter().map(|p| p.pid).collect();
         assert_eq!(pids, [10, 11, 13]);
-    }
-
-    #[test]
-    fn lineage_walks_up_to_the_root() {
-        let table = [process(1, 0, 'S'), process(5, 1, 'S'), process(9, 5, 'S')];
-        assert_eq!(lineage(&table, 9), HashSet::from([9, 5, 1]));
-        assert_eq!(lineage(&table, 0), HashSet::new());
     }
 
     #[test]

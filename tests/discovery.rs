@@ -130,6 +130,31 @@ esac"#,
 }
 
 #[test]
+fn hostile_names_are_escaped_and_risky_scripts_are_named() {
+    let sandbox = Sandbox::new("hostile-names");
+    sandbox.recording_script("10-a\ndind-init: forged line.sh");
+    let open = sandbox.recording_script("20-open.sh");
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 2 script(s) started");
+    let log = init.log();
+    assert!(
+        log.contains("10-a\\ndind-init: forged line.sh start"),
+        "{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|line| line.starts_with("dind-init: forged line")),
+        "{log}"
+    );
+    assert!(log.contains("20-open.sh is world-writable"), "{log}");
+    assert_eq!(
+        sandbox.status()["scripts"][0]["name"],
+        "10-a\\ndind-init: forged line.sh"
+    );
+}
+
+#[test]
 fn missing_default_directory_means_no_scripts_like_tini() {
     let sandbox = Sandbox::new("no-initd");
     let output = crate::harness::dind_init_in_namespace()

@@ -110,7 +110,25 @@ fn a_script_that_cannot_be_executed_fails_with_a_clear_reason() {
     assert_eq!(init.wait_exit(), 3);
     let log = init.log();
     assert!(
-        log.contains("10-bad.sh start: cannot execute") && log.contains("10-bad.sh"),
+        log.contains("10-bad.sh start: cannot execute")
+            && log.contains("its interpreter `/nonexistent/interpreter` does not exist"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_crlf_shebang_is_named_as_such() {
+    let sandbox = Sandbox::new("crlf");
+    let path = sandbox.init_d.join("10-windows.sh");
+    std::fs::write(&path, "#!/bin/sh\r\necho hi\r\n").unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut init = sandbox.start(&[]);
+    assert_eq!(init.wait_exit(), 3);
+    let log = init.log();
+    assert!(
+        log.contains(
+            "its interpreter `/bin/sh\\r` does not exist (the file has Windows CRLF line endings"
+        ),
         "{log}"
     );
 }

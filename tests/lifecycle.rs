@@ -157,6 +157,52 @@ fn sigterm_during_the_stray_settle_is_acted_on_at_once() {
 }
 
 #[test]
+fn a_daemon_that_asks_for_the_quiesce_itself_is_a_stray() {
+    let sandbox = Sandbox::new("self-quiesce");
+    let client = crate::harness::dind_init_argv().join(" ");
+    let answer = sandbox.path("answer");
+    sandbox.script(
+        "10-writer.sh",
+        &format!(
+            "if [ \"$1\" = start ]; then ( {client} --socket {socket} status --wait running --timeout 20 >/dev/null; \
+             {client} --socket {socket} quiesce > {answer} 2>&1 ) & fi",
+            socket = sandbox.socket.display(),
+            answer = answer.display()
+        ),
+    );
+    let init = sandbox.start(&["--settle", "0.3"]);
+    let status = sandbox.wait_phase("quiesced");
+    assert_eq!(status["commit_safe"], false, "{}", init.log());
+    wait_until("the daemon's client has its answer", || {
+        fs::read_to_string(&answer).is_ok_and(|a| a.contains("NOT safe to commit"))
+    });
+}
+
+#[test]
+fn a_strays_escape_sequences_are_escaped_everywhere() {
+    let sandbox = Sandbox::new("stray-escapes");
+    sandbox.script(
+        "10-leaky.sh",
+        "if [ \"$1\" = start ]; then bash -c 'exec -a \"$(printf \"evil\\033[31m\")\" sleep 1011' & fi",
+    );
+    let init = sandbox.start(&["--settle", "0.2"]);
+    init.wait_for_line("running: 1 script(s) started");
+    wait_until("the stray runs", || {
+        init.processes().iter().any(|p| p.cmdline.contains("1011"))
+    });
+    let quiesce = sandbox.client(&["quiesce"]);
+    let stderr = String::from_utf8_lossy(&quiesce.stderr);
+    assert!(stderr.contains("evil\\x1b[31m 1011"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert_eq!(
+        sandbox.status()["strays"][0]["command"],
+        "evil\\x1b[31m 1011"
+    );
+    init.wait_for_line("quiesced but NOT safe to commit");
+    assert!(!init.log().contains('\u{1b}'), "{}", init.log());
+}
+
+#[test]
 fn sigusr1_during_start_finishes_the_script_in_flight_then_stops_it() {
     let sandbox = Sandbox::new("quiesce-during-start");
     let release = sandbox.path("release");

@@ -10,6 +10,7 @@ use crate::event::Event;
 use crate::reaper::ChildExit;
 use crate::status::{MainState, MainStatus};
 use crate::sys::take_terminal_in_child;
+use crate::text::escape_controls;
 
 use super::Supervisor;
 use super::intent::ShutdownCause;
@@ -19,7 +20,7 @@ pub(super) fn initial_status(command: &[OsString]) -> Option<MainStatus> {
     (!command.is_empty()).then(|| MainStatus {
         command: command
             .iter()
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| escape_controls(&a.to_string_lossy()).into_owned())
             .collect(),
         pid: None,
         state: MainState::Pending,

@@ -49,8 +49,6 @@ pub use intent::{EXIT_START_FAILED, EXIT_STOP_FAILED};
 struct Pending {
     /// What has been asked for and not yet done.
     intents: Intents,
-    /// Pids of clients that asked for the quiesce; they and their ancestors are not strays.
-    quiesce_requesters: Vec<i32>,
     /// Clients answered when the quiesce is done (or refused).
     quiesce_waiters: Vec<Reply>,
     /// Clients answered when the resumed starts are done (or refused).
@@ -208,9 +206,7 @@ impl Supervisor {
         match event {
             Event::Signal(signo) => self.on_signal(signo),
             Event::Control(request) => match request.command {
-                ControlCommand::Quiesce { requester } => {
-                    self.request_quiesce(Some(request.reply), requester)
-                }
+                ControlCommand::Quiesce => self.request_quiesce(Some(request.reply)),
                 ControlCommand::Resume => self.request_resume(Some(request.reply)),
             },
             Event::MainExited(exit) => self.on_main_exit(exit),
@@ -221,7 +217,7 @@ impl Supervisor {
     /// (`signals::is_forwarded`); here only what dind-init itself acts on.
     fn on_signal(&mut self, signo: i32) {
         match intent::signal_role(signo, &self.config.signals) {
-            SignalRole::Quiesce => self.request_quiesce(None, None),
+            SignalRole::Quiesce => self.request_quiesce(None),
             SignalRole::Resume => self.request_resume(None),
             SignalRole::Shutdown => self.request_shutdown(ShutdownCause::Signal(signo)),
             SignalRole::None => tracing::debug!("{} received", signal_name(signo)),
@@ -258,7 +254,7 @@ impl Supervisor {
         }
     }
 
-    fn request_quiesce(&mut self, waiter: Option<Reply>, requester: Option<i32>) {
+    fn request_quiesce(&mut self, waiter: Option<Reply>) {
         match intent::quiesce_request(self.phase, &self.pending.intents) {
             QuiesceDecision::Refuse(refusal) => {
                 tracing::warn!("cannot quiesce: {refusal}");
@@ -279,9 +275,6 @@ impl Supervisor {
             QuiesceDecision::Begin => tracing::info!("quiesce requested"),
         }
         self.pending.intents.quiesce = true;
-        self.pending
-            .quiesce_requesters
-            .extend(requester.filter(|&pid| pid > 0));
         self.pending.quiesce_waiters.extend(waiter);
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::discovery;
 use crate::reaper::ChildExit;
 use crate::script::{self, Action, ScriptEnv};
 use crate::status::{Outcome, RunResult};
@@ -43,7 +44,7 @@ impl Supervisor {
                 } else {
                     126
                 };
-                let why = format!("cannot execute {}: {error}", script.path.display());
+                let why = discovery::spawn_error(&script.path, &error);
                 tracing::error!("{label}: {why}");
                 return RunResult::failure(Outcome::SpawnFailed, Some(code), 0, why);
             }

@@ -11,6 +11,7 @@ use crate::phase::Phase;
 use crate::script::Action;
 use crate::state::PreviousEnding;
 use crate::status::{MainState, Outcome, ScriptState};
+use crate::text::escape_controls;
 
 use super::intent::{EXIT_START_FAILED, ShutdownCause};
 use super::{Supervisor, Tracked, answer_all};
@@ -139,7 +140,15 @@ impl Supervisor {
         match discovery::discover(dir, self.config.init_dir_explicit) {
             Ok(found) => {
                 for (name, reason) in &found.skipped {
-                    tracing::warn!("skipping {}: {reason}", dir.join(name).display());
+                    let path = dir.join(name);
+                    let shown = escape_controls(&path.to_string_lossy()).into_owned();
+                    tracing::warn!("skipping {shown}: {reason}");
+                }
+                let own_uid = nix::unistd::geteuid().as_raw();
+                for script in &found.scripts {
+                    if let Some(risk) = discovery::trust_warning(&script.path, own_uid) {
+                        tracing::warn!("{} {risk}", script.name);
+                    }
                 }
                 self.scripts = found.scripts.into_iter().map(Tracked::new).collect();
             }

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 
 use crate::event::Refusal;
 use crate::phase::Phase;
-use crate::procs::{self, ProcessInfo};
+use crate::procs::ProcessInfo;
 use crate::script::Action;
 use crate::state::{self, Durability, QuiesceRecord};
 use crate::status::{Outcome, ScriptState};
@@ -64,8 +64,7 @@ impl Supervisor {
             return;
         }
         self.flush().await;
-        let requesters = std::mem::take(&mut self.pending.quiesce_requesters);
-        self.strays = self.settle_strays(&requesters).await;
+        self.strays = self.settle_strays().await;
         if self.pending.intents.shutdown.is_some() {
             // The shutdown that cut the settle short takes over; its own
             // stops have nothing left to do.
@@ -111,19 +110,13 @@ impl Supervisor {
 
     /// Our descendants that are still alive after the stops: waits up to the
     /// settle time for them to go (a daemon told to stop may take a moment),
-    /// less the main command and the lineage of the clients that asked. A
-    /// second SIGTERM ends the wait.
-    async fn settle_strays(&mut self, requesters: &[i32]) -> Vec<ProcessInfo> {
+    /// less the main command, which keeps running through a quiesce. A
+    /// descendant that asked for the quiesce itself is a stray like any
+    /// other: it may still be writing. (A `docker exec`ed client is no
+    /// descendant of ours, so it is never one.) Any shutdown ends the wait.
+    async fn settle_strays(&mut self) -> Vec<ProcessInfo> {
         let main = self.main_pid();
-        let not_strays = |table: &[ProcessInfo]| -> HashSet<i32> {
-            let mut excluded: HashSet<i32> = requesters
-                .iter()
-                .flat_map(|&pid| procs::lineage(table, pid))
-                .collect();
-            excluded.extend(main);
-            excluded
-        };
-        // Any shutdown ends the settle at once: it does its own waiting.
+        let not_strays = move |_: &[ProcessInfo]| -> HashSet<i32> { main.into_iter().collect() };
         let shutdown = |intents: &Intents| intents.shutdown.is_some() || intents.force;
         self.wait_for_descendants(self.config.settle, shutdown, not_strays)
             .await
