@@ -11,9 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::unix::pipe;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::discovery::Script;
 use crate::output::{self, Stream};
@@ -21,7 +20,7 @@ use crate::reaper::{ChildExit, Reaper};
 
 /// Longest log line copied in one piece; longer lines are split, so a
 /// daemon that never writes a newline cannot make PID 1 buffer without end.
-const MAX_LINE: u64 = 64 * 1024;
+const MAX_LINE: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -59,6 +58,8 @@ pub struct RunningScript {
     pub pid: Pid,
     pub started: Instant,
     pub exit: oneshot::Receiver<ChildExit>,
+    /// One per output pipe: see [`DrainRequest`].
+    pub drains: Vec<mpsc::UnboundedSender<DrainRequest>>,
 }
 
 /// Spawns `script action` through the reaper and starts copying its output.
@@ -84,49 +85,172 @@ pub fn spawn(
     let started = Instant::now();
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let prefix = format!("[{}] ", script.name);
-    if let Some(stdout) = child.stdout.take() {
-        forward_output(stdout, prefix.clone(), Stream::Stdout);
-    }
-    if let Some(stderr) = child.stderr.take() {
-        forward_output(stderr, prefix, Stream::Stderr);
-    }
+    let stdout = child
+        .stdout
+        .take()
+        .and_then(|pipe| forward_output(pipe, prefix.clone(), Stream::Stdout));
+    let stderr = child
+        .stderr
+        .take()
+        .and_then(|pipe| forward_output(pipe, prefix, Stream::Stderr));
     Ok(RunningScript {
         pid: Pid::from_raw(child.id() as i32),
         started,
         exit,
+        drains: stdout.into_iter().chain(stderr).collect(),
     })
 }
 
+/// Waits until what a script wrote so far through `drains` has been passed
+/// on (a forwarder at end of file has passed on everything already).
+pub async fn drain_output(drains: &[mpsc::UnboundedSender<DrainRequest>]) {
+    for drain in drains {
+        let (done, drained) = oneshot::channel();
+        if drain.send(done).is_ok() {
+            let _ = drained.await;
+        }
+    }
+}
+
+/// Asks a forwarder to pass on everything its pipe holds now, and answers
+/// when it has: what a script wrote before it exited then reaches the log
+/// before dind-init's line about its result.
+pub type DrainRequest = oneshot::Sender<()>;
+
 /// Copies lines from `pipe` to our own stdout or stderr with `prefix`, until
 /// every writer (the script and whatever it left running) has closed it.
-fn forward_output(pipe: impl Into<OwnedFd>, prefix: String, stream: Stream) {
+/// Reads in chunks and hands each chunk's lines to the writer at once.
+fn forward_output(
+    pipe: impl Into<OwnedFd>,
+    prefix: String,
+    stream: Stream,
+) -> Option<mpsc::UnboundedSender<DrainRequest>> {
     let pipe = match pipe::Receiver::from_owned_fd(pipe.into()) {
         Ok(pipe) => pipe,
         Err(error) => {
             tracing::warn!("{prefix}output will not be logged: {error}");
-            return;
+            return None;
         }
     };
+    let (drain, mut drain_requests) = mpsc::unbounded_channel::<DrainRequest>();
     tokio::spawn(async move {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::with_capacity(256);
+        let mut lines = LineSplitter::new(prefix);
+        let mut chunk = vec![0u8; CHUNK];
         loop {
-            line.clear();
-            match (&mut reader)
-                .take(MAX_LINE)
-                .read_until(b'\n', &mut line)
-                .await
-            {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            tokio::select! {
+                biased;
+                Some(done) = drain_requests.recv() => {
+                    let open = drain_now(&pipe, &mut chunk, &mut lines, stream).await;
+                    let _ = done.send(());
+                    if !open {
+                        break;
+                    }
+                }
+                ready = pipe.readable() => {
+                    if ready.is_err() || !drain_now(&pipe, &mut chunk, &mut lines, stream).await {
+                        break;
+                    }
+                }
             }
-            if !line.ends_with(b"\n") {
-                line.push(b'\n');
-            }
-            let mut prefixed = Vec::with_capacity(prefix.len().saturating_add(line.len()));
-            prefixed.extend_from_slice(prefix.as_bytes());
-            prefixed.extend_from_slice(&line);
-            output::write(stream, prefixed);
         }
+        output::write_or_wait(stream, lines.finish()).await;
     });
+    Some(drain)
+}
+
+/// Passes on what `pipe` holds now, without waiting, up to
+/// [`CHUNKS_AT_ONCE`] chunks so that a flood cannot keep the event loop
+/// from everything else; false at end of file.
+async fn drain_now(
+    pipe: &pipe::Receiver,
+    chunk: &mut [u8],
+    lines: &mut LineSplitter,
+    stream: Stream,
+) -> bool {
+    for _ in 0..CHUNKS_AT_ONCE {
+        match pipe.try_read(chunk) {
+            Ok(0) => return false,
+            Ok(n) => {
+                let split = lines.split(chunk.get(..n).unwrap_or_default());
+                output::write_or_wait(stream, split).await;
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Chunks read from one pipe before the event loop gets a turn.
+const CHUNKS_AT_ONCE: usize = 16;
+
+/// Bytes read from a script's pipe at once.
+const CHUNK: usize = 64 * 1024;
+
+/// Turns chunks of a pipe into whole prefixed lines, keeping a partial last
+/// line for the next chunk; a line longer than [`MAX_LINE`] is cut into
+/// pieces, so a daemon that never writes a newline cannot make PID 1 buffer
+/// without end.
+struct LineSplitter {
+    /// `[name] `, put before every line.
+    prefix: String,
+    /// The start of a line whose end has not been read yet.
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn new(prefix: String) -> Self {
+        LineSplitter {
+            prefix,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The whole lines of `partial` + `chunk`, each prefixed, as one buffer.
+    fn split(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len().saturating_add(256));
+        for piece in chunk.split_inclusive(|&b| b == b'\n') {
+            self.partial.extend_from_slice(piece);
+            if piece.ends_with(b"\n") || self.partial.len() >= MAX_LINE {
+                self.emit(&mut out);
+            }
+        }
+        out
+    }
+
+    /// What is left at end of file, as a last line.
+    fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.partial.is_empty() {
+            self.emit(&mut out);
+        }
+        out
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.append(&mut self.partial);
+        if !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_prefixed_across_chunks_and_long_ones_are_cut() {
+        let mut lines = LineSplitter::new("[a] ".into());
+        assert_eq!(lines.split(b"one\ntw"), b"[a] one\n");
+        assert_eq!(lines.split(b"o\nthree\nfo"), b"[a] two\n[a] three\n");
+        assert_eq!(lines.finish(), b"[a] fo\n");
+        assert_eq!(lines.finish(), b"");
+        let long = vec![b'x'; MAX_LINE + 10];
+        let out = lines.split(&long);
+        assert_eq!(out.len(), "[a] ".len() + MAX_LINE + 1);
+        assert_eq!(lines.finish().len(), "[a] ".len() + 10 + 1);
+    }
 }

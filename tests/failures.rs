@@ -188,3 +188,57 @@ fn a_log_reader_that_stops_reading_does_not_stall_pid_1() {
     });
     assert_eq!(unshare.wait().unwrap().code(), Some(0));
 }
+
+/// Runs dind-init as PID 1 with stdout and stderr both going to one file, as
+/// `docker logs` shows them, and returns that file's lines in write order.
+fn run_to_one_file(sandbox: &Sandbox, args: &[&str]) -> Vec<String> {
+    let path = sandbox.path("container.log");
+    let file = std::fs::File::create(&path).unwrap();
+    let status = sandbox
+        .command(args)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_scripts_last_lines_come_before_the_line_about_its_result() {
+    let sandbox = Sandbox::new("output-order");
+    // A daemon keeps the pipe open, so only a drain (not end of file) can
+    // get the last words out before the result line.
+    sandbox.script(
+        "10-chatty.sh",
+        "[ \"$1\" = start ] || exit 0\nsleep 1012 &\nyes 'a full pipe' | head -n 100000\necho last words",
+    );
+    let lines = run_to_one_file(&sandbox, &["--grace", "0.2", "--", "true"]);
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{}", lines.join("\n")))
+    };
+    assert!(position("[10-chatty.sh] last words") < position("10-chatty.sh start: ok"));
+}
+
+#[test]
+fn a_burst_reaches_a_fast_reader_whole() {
+    let sandbox = Sandbox::new("output-burst");
+    sandbox.script(
+        "10-burst.sh",
+        "[ \"$1\" = start ] || exit 0\nyes 'a line of output that is about sixty characters long, more or' | head -n 1000000",
+    );
+    let lines = run_to_one_file(&sandbox, &["--", "true"]);
+    let burst = lines
+        .iter()
+        .filter(|l| l.starts_with("[10-burst.sh] a line"))
+        .count();
+    assert_eq!(burst, 1_000_000);
+    assert!(!lines.iter().any(|l| l.contains("dropped")));
+}

@@ -71,6 +71,8 @@ impl Supervisor {
             })
             .await;
         let duration_ms = u64::try_from(running.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // What the script wrote before it exited comes before our line about it.
+        script::drain_output(&running.drains).await;
         let Some((Ok(exit), timed_out)) = exit else {
             let why = "lost track of the script's process".to_string();
             tracing::error!("{label}: {why}");
