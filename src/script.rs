@@ -211,9 +211,15 @@ impl LineSplitter {
     fn split(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len().saturating_add(256));
         for piece in chunk.split_inclusive(|&b| b == b'\n') {
-            self.partial.extend_from_slice(piece);
-            if piece.ends_with(b"\n") || self.partial.len() >= MAX_LINE {
-                self.emit(&mut out);
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let room = MAX_LINE.saturating_sub(self.partial.len()).max(1);
+                let (taken, left) = rest.split_at(rest.len().min(room));
+                self.partial.extend_from_slice(taken);
+                if taken.ends_with(b"\n") || self.partial.len() >= MAX_LINE {
+                    self.emit(&mut out);
+                }
+                rest = left;
             }
         }
         out
