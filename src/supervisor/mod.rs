@@ -117,6 +117,8 @@ pub struct Supervisor {
     strays: Vec<ProcessInfo>,
     /// Our pid: the root of the process tree we are responsible for.
     own_pid: i32,
+    /// A save still being written in the background (the boot record).
+    pending_save: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Supervisor {
@@ -149,14 +151,15 @@ impl Supervisor {
             pending: Pending::default(),
             strays: Vec::new(),
             own_pid,
+            pending_save: None,
         };
-        let _ = supervisor.save_state(Durability::Atomic);
         supervisor.publish();
         (supervisor, receiver)
     }
 
     /// Runs the whole lifecycle and returns PID 1's exit code.
     pub async fn run(mut self) -> i32 {
+        self.save_state_in_background();
         self.start_round("boot").await;
         loop {
             match intent::next_step(self.phase, &self.pending.intents) {
@@ -166,7 +169,7 @@ impl Supervisor {
                     self.pending.intents.resume = false;
                     // The starts change the disk: it no longer holds the quiesced snapshot.
                     self.state.begin_resume();
-                    let _ = self.save_state(Durability::Atomic);
+                    let _ = self.save_state(Durability::Atomic).await;
                     self.start_round("resume").await;
                 }
                 Step::Wait => {
@@ -347,34 +350,45 @@ impl Supervisor {
             .collect();
     }
 
-    /// Saves the state file fsynced (file and directory), on a blocking
-    /// thread while events are handled; on failure, logs it and returns why.
-    async fn save_state_durably(&mut self) -> Result<(), String> {
+    /// Writes the boot record on a blocking thread without waiting for it:
+    /// nothing on the way to the first script or the main command waits for
+    /// the disk. The next save waits for this one first, so saves never pass
+    /// each other.
+    fn save_state_in_background(&mut self) {
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        let saving =
-            tokio::task::spawn_blocking(move || state::save(&path, &state, Durability::Fsync));
+        self.pending_save = Some(tokio::task::spawn_blocking(move || {
+            if let Err(error) = state::save(&path, &state, Durability::Atomic) {
+                warn_not_saved(&error);
+            }
+        }));
+    }
+
+    /// Saves the state file (`Fsync`: file and directory fsynced) on a
+    /// blocking thread while events are handled; on failure, logs it and
+    /// returns why.
+    async fn save_state(&mut self, durability: Durability) -> Result<(), String> {
+        if let Some(earlier) = self.pending_save.take() {
+            self.await_handling_events(earlier, |_| false).await;
+        }
+        let path = self.config.state_path.clone();
+        let state = self.state.clone();
+        let saving = tokio::task::spawn_blocking(move || state::save(&path, &state, durability));
         let saved = match self.await_handling_events(saving, |_| false).await {
             Some(Ok(saved)) => saved,
             _ => Err(anyhow::anyhow!("the state file's writer thread failed")),
         };
         saved.map_err(|error| {
-            tracing::warn!(
-                "{error:#}; this quiesce is not durable (set DIND_INIT_STATE to a writable path)"
-            );
+            warn_not_saved(&error);
             format!("{error:#}")
         })
     }
+}
 
-    /// Saves the state file; on failure, logs it and returns why.
-    fn save_state(&self, durability: Durability) -> Result<(), String> {
-        state::save(&self.config.state_path, &self.state, durability).map_err(|error| {
-            tracing::warn!(
-                "{error:#}; the boot and quiesce history will not survive a restart (set DIND_INIT_STATE to a writable path)"
-            );
-            format!("{error:#}")
-        })
-    }
+fn warn_not_saved(error: &anyhow::Error) {
+    tracing::warn!(
+        "{error:#}; the boot and quiesce history will not survive a restart (set DIND_INIT_STATE to a writable path)"
+    );
 }
 
 /// Answers one waiting client, if there is one; a client that gave up is no error.
