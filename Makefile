@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base images example test lint figures dind-images dind-figures dist reproducible test-multiarch bench
+.PHONY: build base images example test lint figures dind-images dind-figures dist reproducible test-multiarch bench soak fuzz
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -33,10 +33,20 @@ test: lint base dist
 	scripts/test-multiarch.sh
 	scripts/check-reproducible.sh
 	bench/run --quick --json target/bench-smoke.json
+	scripts/fuzz.sh 10
 
 # dind-init side by side with tini, tini-static, dumb-init and catatonit.
 bench: build
 	bench/run
+
+# The control request parser and the state file loader under cargo fuzz.
+fuzz:
+	scripts/fuzz.sh 300
+
+# Long runs, not in CI: 1000 quiesce/resume cycles in a PID namespace and 20
+# commit/restore cycles with the real engine, checking every byte.
+soak: base
+	scripts/soak
 
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
 dist:

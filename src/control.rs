@@ -29,6 +29,7 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
 use crate::event::{ControlCommand, ControlRequest, Event};
 use crate::phase::Phase;
 use crate::status::Status;
+use crate::text::escape_controls;
 
 /// Longest request line accepted; anything longer is answered with an error.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -231,20 +232,26 @@ async fn serve_connection(
             None,
         ),
         Ok(Err(error)) => Response::failure(format!("cannot read request: {error}"), None),
-        Ok(Ok(_)) if line.len() > MAX_REQUEST => {
-            Response::failure(format!("request longer than {MAX_REQUEST} bytes"), None)
-        }
-        Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
-            Err(error) => Response::failure(
-                format!(
-                    "invalid request ({error}); send one JSON line such as {{\"command\":\"status\"}}"
-                ),
-                None,
-            ),
+        Ok(Ok(_)) => match parse_request(&line) {
+            Err(why) => Response::failure(why, None),
             Ok(request) => answer(request, peer_uid, own_uid, status, events).await,
         },
     };
     send_response(&mut stream, &response).await;
+}
+
+/// A request line as read (at most [`READ_LIMIT`] bytes), or one line
+/// saying why it is refused. Pure, so it is fuzzed (`fuzz/`).
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    if line.len() > MAX_REQUEST {
+        return Err(format!("request longer than {MAX_REQUEST} bytes"));
+    }
+    serde_json::from_slice::<Request>(line).map_err(|error| {
+        // serde's message quotes the client's bytes: escaped, so a refusal
+        // stays one line wherever it is printed.
+        let error = escape_controls(&error.to_string()).into_owned();
+        format!("invalid request ({error}); send one JSON line such as {{\"command\":\"status\"}}")
+    })
 }
 
 async fn answer(
@@ -399,5 +406,12 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
+    }
+
+    /// Found by the fuzzer: serde quotes the client's bytes in its message.
+    #[test]
+    fn a_refusal_is_one_line_whatever_the_request() {
+        let why = parse_request(b"[\"comma\\n\"\r\r{\"c\r\r\n\r\n\n\x88\r\xe2\n").unwrap_err();
+        assert!(!why.contains('\n') && !why.contains('\r'), "{why}");
     }
 }

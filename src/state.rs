@@ -242,7 +242,7 @@ pub fn load(path: &Path) -> (PersistentState, Option<String>) {
             return (PersistentState::default(), Some(warning));
         }
     };
-    match serde_json::from_slice(&bytes) {
+    match parse(&bytes) {
         Ok(state) => (state, None),
         Err(error) => {
             let aside = aside_path(path);
@@ -256,6 +256,11 @@ pub fn load(path: &Path) -> (PersistentState, Option<String>) {
             (PersistentState::default(), Some(warning))
         }
     }
+}
+
+/// The state file's contents, as read. Pure, so it is fuzzed (`fuzz/`).
+pub fn parse(bytes: &[u8]) -> serde_json::Result<PersistentState> {
+    serde_json::from_slice(bytes)
 }
 
 fn aside_path(path: &Path) -> PathBuf {
