@@ -15,15 +15,18 @@
 #                its `image` is the committed container; no if `image` is
 #                simply its tmp-image
 #   RUN_FLAGS    extra `docker run` flags (e.g. --privileged for DinD)
-#   BASE_TAG     (first stage) the image it builds FROM; BASE_BUILD builds it
-#                when it is missing (default: docker/build-base.sh)
+#   BASE_TAG     (first stage) the image it builds FROM (default: the
+#                environment's DIND_INIT_BASE_IMAGE, else dind-init/base:latest);
+#                BASE_BUILD builds it when it is missing (default: docker/build-base.sh)
 #   PREPARE      targets to make before tmp-image (generated l2/ files)
 #
 # Targets:
 #   tmp-image  docker build of l1/Dockerfile, FROM the previous stage's image
 #   commit     run tmp-image, wait until every start ran (that is the runtime
-#              work), run SETUP if set, quiesce, refuse unless commit-safe,
-#              docker commit, remove the container (also on any failure)
+#              work), run SETUP if set, then `dind-init snapshot --rm` (quiesce,
+#              refuse unless commit-safe, docker commit with labels, remove the
+#              container); the container is removed on any failure too. The
+#              host's dind-init: $DIND_INIT, else the musl release build.
 #   image      the stage's final image (committed, or tmp-image if NEEDS_COMMIT=no)
 #   run        docker run the stage's image in the foreground
 #   clean      remove the stage's images
@@ -32,7 +35,7 @@ COMMON_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 # Stages are sibling directories.
 STAGES_DIR ?= $(abspath $(CURDIR)/..)
 REPO ?= dind-init-example
-BASE_TAG ?= dind-init/base:latest
+BASE_TAG ?= $(or $(DIND_INIT_BASE_IMAGE),dind-init/base:latest)
 BASE_BUILD ?= $(COMMON_DIR)build-base.sh $(BASE_TAG)
 PREPARE ?=
 TMP_IMAGE = $(REPO)/$(STAGE):tmp

@@ -46,6 +46,8 @@ pub fn run(socket: &Path, command: Command) -> i32 {
             timeout,
             false,
         ),
+        // Runs on the host and talks to the engine, not to a socket.
+        Command::Snapshot(request) => return crate::snapshot::run(&request),
     };
     match control::request(socket, &request, wait + ANSWER_SLACK) {
         Ok(response) => report(&request, response, json),

@@ -24,3 +24,5 @@ mod main_command;
 mod reaping;
 /// The state file across boots: boot count and restored boots.
 mod restore;
+/// `dind-init snapshot` on the host against the real engine: labels, refusal, exit codes.
+mod snapshot;
