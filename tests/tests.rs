@@ -22,6 +22,8 @@ mod lifecycle;
 mod main_command;
 /// Orphaned zombies are reaped and never steal a waited-for status.
 mod reaping;
+/// A real registry: a prepared image pushed, pulled, run; what the next snapshot costs.
+mod registry;
 /// The state file across boots: boot count and restored boots.
 mod restore;
 /// `dind-init snapshot` on the host against the real engine: labels, refusal, exit codes.
