@@ -20,6 +20,8 @@ mod failures;
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.
 mod main_command;
+/// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
+mod podman;
 /// Orphaned zombies are reaped and never steal a waited-for status.
 mod reaping;
 /// A real registry: a prepared image pushed, pulled, run; what the next snapshot costs.

@@ -1,0 +1,157 @@
+//! Podman as the engine (Debian's podman 4.3): the base image's commit and
+//! restore cycle by hand (`podman kill -s USR1`, `podman exec … status --wait
+//! quiesced`, `podman commit`, run the committed image), rootful and
+//! rootless, and `dind-init snapshot --engine podman`.
+//!
+//! Images come from the Docker engine's test images through `docker save`
+//! and `podman load` (no registry is reachable here), named `localhost/…`.
+//!
+//! Two things of this machine show in the flags (README, "Podman"):
+//! - rootful: podman asks runc for RLIMIT_NOFILE 1048576 and a high
+//!   RLIMIT_NPROC by default; raising a hard limit needs CAP_SYS_RESOURCE,
+//!   which this machine's engines lack (CapBnd 000001fffeffffff), so runc
+//!   fails with "error setting rlimit type 7: operation not permitted".
+//!   The tests ask for limits under the ones podman runs with.
+//! - rootless: slirp4netns cannot open /dev/net/tun (mode 0600 here), so the
+//!   rootless containers run with `--network none`.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::docker::{
+    Container, TestImage, checksum, docker_ok, engine_ok, repo_root, require_engine, unique,
+};
+use crate::snapshot::{
+    Committed, LEAKY_SCRIPT, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
+    snapshot_refuses_an_unsafe_container,
+};
+
+/// `podman run` flags of the rootful tests (see the module comment).
+const ROOTFUL_FLAGS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:4096",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+/// `podman run` flags of the rootless tests (see the module comment).
+const ROOTLESS_FLAGS: [&str; 2] = ["--network", "none"];
+
+/// A Docker test image copied into an engine's store as `localhost/TAG`.
+fn copy_to(engine_name: &'static str, image: &TestImage) -> Committed {
+    let archive = std::env::temp_dir().join(format!("{}.tar", unique("dind-init-e2e-image")));
+    let path = archive.to_str().unwrap();
+    docker_ok(&["save", "-o", path, &image.tag]);
+    // A rootless engine reads it as its own user.
+    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = engine_ok(engine_name, &["load", "-q", "-i", path]);
+    fs::remove_file(&archive).unwrap();
+    let tag = format!("localhost/{}", image.tag);
+    assert!(loaded.contains(&tag), "{engine_name} load gave: {loaded}");
+    Committed {
+        engine: engine_name,
+        tag,
+    }
+}
+
+/// The cycle by hand on `engine_name`: data written after boot, SIGUSR1
+/// through `ENGINE kill`, `status --wait quiesced` through `ENGINE exec`,
+/// `ENGINE commit`, and the committed image restores every byte at boot 2.
+fn commit_restore_cycle(engine_name: &'static str, flags: &[&str]) {
+    require_engine();
+    let built = TestImage::build("podman-cycle", &[], true);
+    let image = copy_to(engine_name, &built);
+    let container = Container::run_on(engine_name, &image.tag, flags);
+    container.wait_phase("running");
+    container.exec_ok(&[
+        "sh",
+        "-c",
+        "head -c 1000000 /dev/urandom > /srv/www/blob.bin && echo after-boot > /srv/www/late.txt",
+    ]);
+    let before = checksum(&container, "/srv/www");
+
+    engine_ok(engine_name, &["kill", "-s", "USR1", &container.id]);
+    let status = container.wait_phase("quiesced");
+    assert_eq!(status["commit_safe"], true, "{}", container.logs());
+    let committed = Committed {
+        engine: engine_name,
+        tag: format!("localhost/dind-init-e2e/{}:latest", unique("podman-commit")),
+    };
+    engine_ok(
+        engine_name,
+        &["commit", "-q", &container.id, &committed.tag],
+    );
+    drop(container);
+
+    let restored = Container::run_on(engine_name, &committed.tag, flags);
+    let status = restored.wait_phase("running");
+    assert_eq!(status["boot"]["boot"], 2);
+    assert_eq!(status["boot"]["restored"], true);
+    assert_eq!(status["boot"]["restored_from_quiesce"], 1);
+    assert_eq!(checksum(&restored, "/srv/www"), before);
+    assert!(
+        restored.logs().contains("restored=1): skipping"),
+        "{}",
+        restored.logs()
+    );
+}
+
+/// A `podman` for the rootless user that scripts/setup-rootless-podman.sh
+/// prepares: a wrapper running podman as that user, leaked for the
+/// `&'static str` that [`Container`] holds.
+fn rootless_podman() -> &'static str {
+    let output = Command::new(repo_root().join("scripts/setup-rootless-podman.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "setup-rootless-podman.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let user = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let wrapper = std::env::temp_dir().join(unique("podman-rootless"));
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n# podman as the rootless user {user}\ncd /\nuid=$(id -u {user})\nexec runuser -u {user} -- env XDG_RUNTIME_DIR=/run/user/$uid HOME=$(getent passwd {user} | cut -d: -f6) podman \"$@\"\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    Box::leak(wrapper.to_string_lossy().into_owned().into_boxed_str())
+}
+
+#[test]
+#[ignore = "needs podman, a Docker engine and `make base`; run by `make test`"]
+fn podman_rootful_commit_and_restore_by_hand() {
+    commit_restore_cycle("podman", &ROOTFUL_FLAGS);
+}
+
+#[test]
+#[ignore = "needs podman, uidmap, a Docker engine and `make base`; run by `make test`"]
+fn podman_rootless_commit_and_restore_by_hand() {
+    let podman = rootless_podman();
+    commit_restore_cycle(podman, &ROOTLESS_FLAGS);
+    let _ = fs::remove_file(podman);
+}
+
+#[test]
+#[ignore = "needs podman, a Docker engine and `make base`; run by `make test`"]
+fn podman_snapshot_commits_refuses_and_gives_its_exit_codes() {
+    require_engine();
+    let built = TestImage::build("podman-snapshot", &[], true);
+    let image = copy_to("podman", &built);
+    let container = Container::run_on("podman", &image.tag, &ROOTFUL_FLAGS);
+    container.wait_phase("running");
+    snapshot_commits_and_resumes(&container, &ROOTFUL_FLAGS);
+    drop(container);
+
+    let leaky = TestImage::build("podman-leaky", &[LEAKY_SCRIPT], false);
+    let leaky = copy_to("podman", &leaky);
+    let container = Container::run_on("podman", &leaky.tag, &ROOTFUL_FLAGS);
+    container.wait_phase("running");
+    snapshot_refuses_an_unsafe_container(&container);
+    drop(container);
+
+    snapshot_exit_codes_and_rm(&image.tag, "podman", &ROOTFUL_FLAGS);
+}
