@@ -20,6 +20,8 @@ mod failures;
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.
 mod main_command;
+/// Seed 002's multi-arch manifest, pushed to a real registry and pulled by platform.
+mod manifest;
 /// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
 mod podman;
 /// Orphaned zombies are reaped and never steal a waited-for status.
