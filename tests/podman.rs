@@ -1,7 +1,7 @@
 //! Podman as the engine (Debian's podman 4.3): the base image's commit and
 //! restore cycle by hand (`podman kill -s USR1`, `podman exec … status --wait
 //! quiesced`, `podman commit`, run the committed image), rootful and
-//! rootless, and `dind-init snapshot --engine podman`.
+//! rootless, and `dind-init snapshot --engine podman`, rootful and rootless.
 //!
 //! Images come from the Docker engine's test images through `docker save`
 //! and `podman load` (no registry is reachable here), named `localhost/…`.
@@ -97,28 +97,54 @@ fn commit_restore_cycle(engine_name: &'static str, flags: &[&str]) {
 }
 
 /// A `podman` for the rootless user that scripts/setup-rootless-podman.sh
-/// prepares: a wrapper running podman as that user, leaked for the
-/// `&'static str` that [`Container`] holds.
-fn rootless_podman() -> &'static str {
-    let output = Command::new(repo_root().join("scripts/setup-rootless-podman.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "setup-rootless-podman.sh failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let user = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    let wrapper = std::env::temp_dir().join(unique("podman-rootless"));
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\n# podman as the rootless user {user}\ncd /\nuid=$(id -u {user})\nexec runuser -u {user} -- env XDG_RUNTIME_DIR=/run/user/$uid HOME=$(getent passwd {user} | cut -d: -f6) podman \"$@\"\n"
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-    Box::leak(wrapper.to_string_lossy().into_owned().into_boxed_str())
+/// prepares: `DIR/podman` runs podman as that user through `DIR/as-user`
+/// (which [`crate::snapshot::snapshot`] uses too). Leaked for the
+/// `&'static str` that [`Container`] holds; the directory is removed on drop.
+struct RootlessPodman {
+    dir: std::path::PathBuf,
+    podman: &'static str,
+}
+
+impl RootlessPodman {
+    fn new() -> Self {
+        let output = Command::new(repo_root().join("scripts/setup-rootless-podman.sh"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "setup-rootless-podman.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let user = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let dir = std::env::temp_dir().join(unique("podman-rootless"));
+        fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, body: String| {
+            let path = dir.join(name);
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        script(
+            "as-user",
+            format!(
+                "# runs a command as the rootless user {user}\ncd /\nuid=$(id -u {user})\nexec runuser -u {user} -- env XDG_RUNTIME_DIR=/run/user/$uid HOME=$(getent passwd {user} | cut -d: -f6) \"$@\""
+            ),
+        );
+        let podman = script(
+            "podman",
+            format!("exec {}/as-user podman \"$@\"", dir.display()),
+        );
+        RootlessPodman {
+            podman: Box::leak(podman.to_string_lossy().into_owned().into_boxed_str()),
+            dir,
+        }
+    }
+}
+
+impl Drop for RootlessPodman {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[test]
@@ -129,10 +155,15 @@ fn podman_rootful_commit_and_restore_by_hand() {
 
 #[test]
 #[ignore = "needs podman, uidmap, a Docker engine and `make base`; run by `make test`"]
-fn podman_rootless_commit_and_restore_by_hand() {
-    let podman = rootless_podman();
-    commit_restore_cycle(podman, &ROOTLESS_FLAGS);
-    let _ = fs::remove_file(podman);
+fn podman_rootless_commit_and_restore_by_hand_and_snapshot() {
+    let rootless = RootlessPodman::new();
+    commit_restore_cycle(rootless.podman, &ROOTLESS_FLAGS);
+
+    let built = TestImage::build("podman-rootless-snapshot", &[], true);
+    let image = copy_to(rootless.podman, &built);
+    let container = Container::run_on(rootless.podman, &image.tag, &ROOTLESS_FLAGS);
+    container.wait_phase("running");
+    snapshot_commits_and_resumes(&container, &ROOTLESS_FLAGS);
 }
 
 #[test]

@@ -4,18 +4,35 @@
 //! container and a container without a dind-init get their exit codes.
 //! The podman runs are in `podman.rs`; the helpers here serve both.
 
-use std::process::Output;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
 use crate::docker::{Container, checksum, engine, engine_ok, started, unique};
-use crate::harness::dind_init;
+use crate::harness::{dind_init, dind_init_argv};
 
 /// Runs `dind-init snapshot --engine ENGINE ARGS` on the host, with a
-/// timeout that bounds every wait inside it.
+/// timeout that bounds every wait inside it. `engine` is `docker`,
+/// `podman`, or a rootless user's `DIR/podman` wrapper (`podman.rs`): then
+/// the snapshot runs as that user, through `DIR/as-user`.
 pub(crate) fn snapshot(engine: &str, args: &[&str]) -> Output {
-    dind_init()
-        .args(["snapshot", "--engine", engine, "--timeout", "60"])
+    let path = Path::new(engine);
+    let as_user = path.parent().map(|dir| dir.join("as-user"));
+    let mut command = match as_user.filter(|as_user| as_user.exists()) {
+        Some(as_user) => {
+            let mut command = Command::new(as_user);
+            command.args(dind_init_argv());
+            command
+        }
+        None => dind_init(),
+    };
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(engine);
+    command
+        .args(["snapshot", "--engine", name, "--timeout", "60"])
         .args(args)
         .output()
         .expect("cannot run dind-init snapshot")
