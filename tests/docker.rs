@@ -131,6 +131,28 @@ impl Drop for TestImage {
     }
 }
 
+/// An image tag a test made (on `engine`), removed on drop.
+pub(crate) struct OwnedImage {
+    pub(crate) engine: &'static str,
+    pub(crate) tag: String,
+}
+
+impl Drop for OwnedImage {
+    fn drop(&mut self) {
+        let _ = engine(self.engine, &["rmi", "-f", &self.tag]);
+    }
+}
+
+/// The image tags of the staged example (`docker/stages/`) under a `REPO`.
+pub(crate) const EXAMPLE_STAGE_TAGS: [&str; 6] = [
+    "10-service:tmp",
+    "10-service:latest",
+    "20-deploy:tmp",
+    "20-deploy:latest",
+    "30-deposit:tmp",
+    "30-deposit:latest",
+];
+
 /// A container, removed with `ENGINE rm -f` on drop.
 pub(crate) struct Container {
     pub(crate) id: String,
@@ -293,21 +315,26 @@ fn status_shows_every_script_started() {
     );
 }
 
-#[test]
-#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
-fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
-    let (_image, container) = started("commit", &[], true, &[]);
+/// The README's cycle by hand on the container's engine: data written
+/// after boot, `ENGINE kill -s USR1`, `status --wait quiesced` through
+/// `ENGINE exec`, `ENGINE commit`, and the committed image (run with
+/// `flags`) restores every byte at boot 2.
+pub(crate) fn commit_by_signal_and_restore(container: Container, flags: &[&str]) {
+    let engine_name = container.engine;
     container.exec_ok(&["sh", "-c", "head -c 3000000 /dev/urandom > /srv/www/blob.bin && echo written-after-boot > /srv/www/late.txt"]);
     let before = checksum(&container, "/srv/www");
 
-    docker_ok(&["kill", "-s", "USR1", &container.id]);
+    engine_ok(engine_name, &["kill", "-s", "USR1", &container.id]);
     let status = container.wait_phase("quiesced");
     assert_eq!(status["commit_safe"], true, "{}", container.logs());
-    let committed = format!("dind-init-e2e/{}:latest", unique("committed"));
-    docker_ok(&["commit", &container.id, &committed]);
+    let committed = OwnedImage {
+        engine: engine_name,
+        tag: format!("localhost/dind-init-e2e/{}:latest", unique("committed")),
+    };
+    engine_ok(engine_name, &["commit", &container.id, &committed.tag]);
     drop(container);
 
-    let restored = Container::run(&committed, &[]);
+    let restored = Container::run_on(engine_name, &committed.tag, flags);
     let status = restored.wait_phase("running");
     assert_eq!(status["boot"]["boot"], 2);
     assert_eq!(status["boot"]["restored"], true);
@@ -318,8 +345,13 @@ fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
         "{}",
         restored.logs()
     );
-    drop(restored);
-    let _ = docker(&["rmi", "-f", &committed]);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
+    let (_image, container) = started("commit", &[], true, &[]);
+    commit_by_signal_and_restore(container, &[]);
 }
 
 #[test]
@@ -399,15 +431,7 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
     assert_eq!(leftovers, "", "the commit target left its container behind");
 
     fs::remove_dir_all(&stage).unwrap();
-    for stage in [
-        "10-service:tmp",
-        "10-service:latest",
-        "20-deploy:tmp",
-        "20-deploy:latest",
-        "30-deposit:tmp",
-        "30-deposit:latest",
-        "40-leaky:tmp",
-    ] {
+    for stage in EXAMPLE_STAGE_TAGS.iter().chain(&["40-leaky:tmp"]) {
         let _ = docker(&["rmi", "-f", &format!("{repo}/{stage}")]);
     }
 }

@@ -9,9 +9,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::docker::{docker, docker_ok, repo_root, require_engine, unique};
+use crate::docker::{OwnedImage, docker, docker_ok, repo_root, require_engine, unique};
 use crate::registry::Registry;
-use crate::snapshot::Committed;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -56,8 +55,8 @@ fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each
         "no dist/docker/arm64/dind-init: run `make dist` (make test does)"
     );
     let local = unique("dind-init-e2e-release");
-    let mut cleanup: Vec<Committed> = ["amd64", "arm64"]
-        .map(|arch| Committed {
+    let mut cleanup: Vec<OwnedImage> = ["amd64", "arm64"]
+        .map(|arch| OwnedImage {
             engine: "docker",
             tag: format!("{local}:{VERSION}-{arch}"),
         })
@@ -73,7 +72,7 @@ fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each
     let mut pushed = Vec::new();
     for arch in ["amd64", "arm64"] {
         let remote = format!("{repository}:{VERSION}-{arch}");
-        cleanup.push(Committed {
+        cleanup.push(OwnedImage {
             engine: "docker",
             tag: remote.clone(),
         });
@@ -81,7 +80,7 @@ fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each
         docker_ok(&["push", &remote]);
         pushed.push((arch, manifest_digest(&remote)));
     }
-    cleanup.push(Committed {
+    cleanup.push(OwnedImage {
         engine: "docker",
         tag: list.clone(),
     });

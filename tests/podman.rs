@@ -20,10 +20,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use crate::docker::{
-    Container, TestImage, checksum, docker_ok, engine_ok, repo_root, require_engine, unique,
+    Container, OwnedImage, TestImage, commit_by_signal_and_restore, docker_ok, engine_ok,
+    repo_root, require_engine, unique,
 };
 use crate::snapshot::{
-    Committed, LEAKY_SCRIPT, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
+    LEAKY_SCRIPT, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
     snapshot_refuses_an_unsafe_container,
 };
 
@@ -38,7 +39,7 @@ const ROOTFUL_FLAGS: [&str; 4] = [
 const ROOTLESS_FLAGS: [&str; 2] = ["--network", "none"];
 
 /// A Docker test image copied into an engine's store as `localhost/TAG`.
-fn copy_to(engine_name: &'static str, image: &TestImage) -> Committed {
+fn copy_to(engine_name: &'static str, image: &TestImage) -> OwnedImage {
     let archive = std::env::temp_dir().join(format!("{}.tar", unique("dind-init-e2e-image")));
     let path = archive.to_str().unwrap();
     docker_ok(&["save", "-o", path, &image.tag]);
@@ -48,52 +49,21 @@ fn copy_to(engine_name: &'static str, image: &TestImage) -> Committed {
     fs::remove_file(&archive).unwrap();
     let tag = format!("localhost/{}", image.tag);
     assert!(loaded.contains(&tag), "{engine_name} load gave: {loaded}");
-    Committed {
+    OwnedImage {
         engine: engine_name,
         tag,
     }
 }
 
-/// The cycle by hand on `engine_name`: data written after boot, SIGUSR1
-/// through `ENGINE kill`, `status --wait quiesced` through `ENGINE exec`,
-/// `ENGINE commit`, and the committed image restores every byte at boot 2.
+/// The cycle by hand on `engine_name` ([`commit_by_signal_and_restore`]),
+/// from the example image copied into its store.
 fn commit_restore_cycle(engine_name: &'static str, flags: &[&str]) {
     require_engine();
     let built = TestImage::build("podman-cycle", &[], true);
     let image = copy_to(engine_name, &built);
     let container = Container::run_on(engine_name, &image.tag, flags);
     container.wait_phase("running");
-    container.exec_ok(&[
-        "sh",
-        "-c",
-        "head -c 1000000 /dev/urandom > /srv/www/blob.bin && echo after-boot > /srv/www/late.txt",
-    ]);
-    let before = checksum(&container, "/srv/www");
-
-    engine_ok(engine_name, &["kill", "-s", "USR1", &container.id]);
-    let status = container.wait_phase("quiesced");
-    assert_eq!(status["commit_safe"], true, "{}", container.logs());
-    let committed = Committed {
-        engine: engine_name,
-        tag: format!("localhost/dind-init-e2e/{}:latest", unique("podman-commit")),
-    };
-    engine_ok(
-        engine_name,
-        &["commit", "-q", &container.id, &committed.tag],
-    );
-    drop(container);
-
-    let restored = Container::run_on(engine_name, &committed.tag, flags);
-    let status = restored.wait_phase("running");
-    assert_eq!(status["boot"]["boot"], 2);
-    assert_eq!(status["boot"]["restored"], true);
-    assert_eq!(status["boot"]["restored_from_quiesce"], 1);
-    assert_eq!(checksum(&restored, "/srv/www"), before);
-    assert!(
-        restored.logs().contains("restored=1): skipping"),
-        "{}",
-        restored.logs()
-    );
+    commit_by_signal_and_restore(container, flags);
 }
 
 /// A `podman` for the rootless user that scripts/setup-rootless-podman.sh

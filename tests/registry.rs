@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::docker::{
-    Container, docker, docker_ok, make_stage_image, repo_root, require_engine, unique,
+    Container, EXAMPLE_STAGE_TAGS, OwnedImage, docker, docker_ok, make_stage_image, repo_root,
+    require_engine, unique,
 };
-use crate::snapshot::{Committed, snapshot};
+use crate::snapshot::snapshot;
 
 /// How long the registry may take to listen and answer.
 const REGISTRY_READY: Duration = Duration::from_secs(30);
@@ -199,20 +200,13 @@ fn a_prepared_stage_goes_through_a_registry_and_the_next_snapshot_pulls_only_its
     require_engine();
     let repo = unique("dind-init-e2e-registry");
     // Everything this test tags, removed at the end whatever happens.
-    let mut cleanup: Vec<Committed> = [
-        "10-service:tmp",
-        "10-service:latest",
-        "20-deploy:tmp",
-        "20-deploy:latest",
-        "30-deposit:tmp",
-        "30-deposit:latest",
-    ]
-    .iter()
-    .map(|tag| Committed {
-        engine: "docker",
-        tag: format!("{repo}/{tag}"),
-    })
-    .collect();
+    let mut cleanup: Vec<OwnedImage> = EXAMPLE_STAGE_TAGS
+        .iter()
+        .map(|tag| OwnedImage {
+            engine: "docker",
+            tag: format!("{repo}/{tag}"),
+        })
+        .collect();
     make_stage_image(
         &repo_root().join("docker/stages/30-deposit"),
         &repo,
@@ -227,7 +221,7 @@ fn a_prepared_stage_goes_through_a_registry_and_the_next_snapshot_pulls_only_its
     let registry = Registry::start();
     let first = format!("{}/{repo}/env:1", registry.host);
     let second = format!("{}/{repo}/env:2", registry.host);
-    cleanup.extend([&first, &second].map(|tag| Committed {
+    cleanup.extend([&first, &second].map(|tag| OwnedImage {
         engine: "docker",
         tag: tag.clone(),
     }));

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::docker::{Container, checksum, engine, engine_ok, started, unique};
+use crate::docker::{Container, OwnedImage, checksum, engine, engine_ok, started, unique};
 use crate::harness::{dind_init, dind_init_argv};
 
 /// Runs `dind-init snapshot --engine ENGINE ARGS` on the host, with a
@@ -47,18 +47,6 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// An image committed by a test, removed on drop.
-pub(crate) struct Committed {
-    pub(crate) engine: &'static str,
-    pub(crate) tag: String,
-}
-
-impl Drop for Committed {
-    fn drop(&mut self) {
-        let _ = engine(self.engine, &["rmi", "-f", &self.tag]);
-    }
-}
-
 /// The labels of an image, as a JSON object.
 fn labels(engine_name: &str, image: &str) -> Value {
     serde_json::from_str(&engine_ok(
@@ -79,7 +67,7 @@ pub(crate) fn snapshot_commits_and_resumes(container: &Container, run_flags: &[&
         "head -c 1000000 /dev/urandom > /srv/www/blob.bin",
     ]);
     let before = checksum(container, "/srv/www");
-    let committed = Committed {
+    let committed = OwnedImage {
         engine: engine_name,
         tag: format!("dind-init-e2e/{}:latest", unique("snapshot")),
     };
@@ -133,7 +121,7 @@ pub(crate) fn snapshot_commits_and_resumes(container: &Container, run_flags: &[&
 pub(crate) fn snapshot_refuses_an_unsafe_container(container: &Container) {
     let engine_name = container.engine;
     let image = format!("dind-init-e2e/{}:latest", unique("refused"));
-    let _cleanup = Committed {
+    let _cleanup = OwnedImage {
         engine: engine_name,
         tag: image.clone(),
     };
@@ -196,7 +184,7 @@ pub(crate) fn snapshot_exit_codes_and_rm(
 
     let container = Container::run_on(engine_name, image, run_flags);
     container.wait_phase("running");
-    let committed = Committed {
+    let committed = OwnedImage {
         engine: engine_name,
         tag: format!("dind-init-e2e/{}:latest", unique("removed")),
     };
