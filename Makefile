@@ -53,7 +53,9 @@ figures: images
 
 # What a runner pulls from a real registry (README): the registry test's figures.
 registry-figures: base
-	cargo test --locked --test integration registry:: -- --include-ignored --nocapture | grep '^figure'
+	cargo test --locked --test integration registry:: -- --include-ignored --nocapture >target/registry-figures.log 2>&1 \
+		|| { cat target/registry-figures.log; exit 1; }
+	@grep '^figure' target/registry-figures.log
 
 # Docker-in-docker: the L2 images (debootstrap, cached) and their figures.
 dind-images: build

@@ -15,6 +15,9 @@
 #                its `image` is the committed container; no if `image` is
 #                simply its tmp-image
 #   RUN_FLAGS    extra `docker run` flags (e.g. --privileged for DinD)
+#   RUN_FLAGS_FROM  a command whose output (shell-quoted words, like
+#                docker/dind/run-flags.sh prints) is more `docker run` flags;
+#                run by the recipes, so `make -n` runs nothing
 #   BASE_TAG     (first stage) the image it builds FROM (default: the
 #                environment's DIND_INIT_BASE_IMAGE, else dind-init/base:latest);
 #                BASE_BUILD builds it when it is missing (default: docker/build-base.sh)
@@ -43,6 +46,9 @@ IMAGE = $(REPO)/$(STAGE):latest
 NEEDS_COMMIT ?= yes
 BASE_KIND ?= tmp-image
 RUN_FLAGS ?=
+RUN_FLAGS_FROM ?=
+# Shell words that set "$$@" to RUN_FLAGS_FROM's flags (or to nothing).
+set_run_flags = $(if $(RUN_FLAGS_FROM),flags=$$($(RUN_FLAGS_FROM)) && eval "set -- $$flags",set --)
 SETUP ?=
 COMMIT_TIMEOUT ?= 600
 
@@ -70,7 +76,7 @@ tmp-image: base $(PREPARE)
 	@echo "built $(TMP_IMAGE) from $(BASE_IMAGE)"
 
 commit: tmp-image
-	$(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(RUN_FLAGS)
+	$(set_run_flags) && $(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(RUN_FLAGS) "$$@"
 
 ifeq ($(NEEDS_COMMIT),yes)
 image: commit
@@ -80,7 +86,7 @@ image: tmp-image
 endif
 
 run: image
-	docker run --rm -it $(RUN_FLAGS) $(IMAGE)
+	$(set_run_flags) && docker run --rm -it $(RUN_FLAGS) "$$@" $(IMAGE)
 
 clean:
 	-docker rmi $(IMAGE) $(TMP_IMAGE) 2>/dev/null
