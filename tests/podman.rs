@@ -1,7 +1,8 @@
 //! Podman as the engine (Debian's podman 4.3): the base image's commit and
 //! restore cycle by hand (`podman kill -s USR1`, `podman exec … status --wait
 //! quiesced`, `podman commit`, run the committed image), rootful and
-//! rootless, and `dind-init snapshot --engine podman`, rootful and rootless.
+//! rootless, and `dind-init snapshot --engine podman`, rootful and rootless;
+//! and podman as L1 of the docker-in-docker stack (rootful, `--privileged`).
 //!
 //! Images come from the Docker engine's test images through `docker save`
 //! and `podman load` (no registry is reachable here), named `localhost/…`.
@@ -21,10 +22,10 @@ use std::process::Command;
 
 use crate::docker::{
     Container, OwnedImage, TestImage, commit_by_signal_and_restore, docker_ok, engine_ok,
-    repo_root, require_engine, unique,
+    make_stage_image, repo_root, require_engine, unique,
 };
 use crate::snapshot::{
-    LEAKY_SCRIPT, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
+    LEAKY_SCRIPT, snapshot, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
     snapshot_refuses_an_unsafe_container,
 };
 
@@ -40,14 +41,19 @@ const ROOTLESS_FLAGS: [&str; 2] = ["--network", "none"];
 
 /// A Docker test image copied into an engine's store as `localhost/TAG`.
 fn copy_to(engine_name: &'static str, image: &TestImage) -> OwnedImage {
+    copy_tag_to(engine_name, &image.tag)
+}
+
+/// A Docker image copied into an engine's store as `localhost/TAG`.
+fn copy_tag_to(engine_name: &'static str, docker_tag: &str) -> OwnedImage {
     let archive = std::env::temp_dir().join(format!("{}.tar", unique("dind-init-e2e-image")));
     let path = archive.to_str().unwrap();
-    docker_ok(&["save", "-o", path, &image.tag]);
+    docker_ok(&["save", "-o", path, docker_tag]);
     // A rootless engine reads it as its own user.
     fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
     let loaded = engine_ok(engine_name, &["load", "-q", "-i", path]);
     fs::remove_file(&archive).unwrap();
-    let tag = format!("localhost/{}", image.tag);
+    let tag = format!("localhost/{docker_tag}");
     assert!(loaded.contains(&tag), "{engine_name} load gave: {loaded}");
     OwnedImage {
         engine: engine_name,
@@ -155,4 +161,59 @@ fn podman_snapshot_commits_refuses_and_gives_its_exit_codes() {
     drop(container);
 
     snapshot_exit_codes_and_rm(&image.tag, "podman", &ROOTFUL_FLAGS);
+}
+
+#[test]
+#[ignore = "needs podman, a Docker engine, debootstrap and Debian's archive; run by `make test`"]
+fn podman_as_l1_runs_the_dind_stack_and_snapshots_it_with_its_l3_state() {
+    require_engine();
+    let repo = unique("dind-init-e2e-podman-dind");
+    let _stages: Vec<OwnedImage> = [
+        "10-engine:tmp",
+        "10-engine:latest",
+        "20-stack:tmp",
+        "20-stack:latest",
+    ]
+    .map(|tag| OwnedImage {
+        engine: "docker",
+        tag: format!("{repo}/{tag}"),
+    })
+    .into();
+    make_stage_image(&repo_root().join("docker/dind/stages/20-stack"), &repo, &[]);
+    let image = copy_tag_to("podman", &format!("{repo}/20-stack:latest"));
+    // podman's --privileged grants what podman holds itself (CapBnd
+    // 000001fffeffffff here), where Docker 20.10's asks for every capability.
+    let flags = [ROOTFUL_FLAGS.as_slice(), &["--privileged"]].concat();
+    let inner = |l2: &Container, command: &str| l2.exec_ok(&["sh", "-c", command]);
+
+    let l2 = Container::run_on("podman", &image.tag, &flags);
+    let status = l2.wait_phase("running");
+    assert_eq!(status["boot"]["boot"], 3, "{}", l2.logs());
+    assert_eq!(status["healthy"], true, "{}", l2.logs());
+    assert_eq!(inner(&l2, "docker info --format '{{.Driver}}'"), "overlay2");
+    assert_eq!(inner(&l2, "docker exec counter cat /data/boots"), "2");
+    let committed = OwnedImage {
+        engine: "podman",
+        tag: format!("localhost/dind-init-e2e/{}:latest", unique("podman-l2")),
+    };
+    let output = snapshot("podman", &["--rm", &l2.id, &committed.tag]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(l2);
+
+    let l2 = Container::run_on("podman", &committed.tag, &flags);
+    let status = l2.wait_phase("running");
+    assert_eq!(status["boot"]["boot"], 4, "{}", l2.logs());
+    assert_eq!(status["boot"]["restored_from_quiesce"], 3);
+    assert_eq!(inner(&l2, "docker exec counter cat /data/boots"), "3");
+    assert_eq!(
+        inner(
+            &l2,
+            "docker exec stack_web_1 sh -c 'ls /www/record-*.txt | wc -l'"
+        ),
+        "50"
+    );
 }
