@@ -126,7 +126,23 @@ impl Registry {
 
     /// The blobs and manifests served (`GET`, status 200) since `mark`:
     /// (request path, bytes written), from the registry's request log.
+    ///
+    /// The registry logs a request once it has answered it, so a client may
+    /// be done before the line is written: first a request of our own, made
+    /// now, must show in the log (every request the client made before has
+    /// been answered by then, and is logged first in practice).
     pub(crate) fn fetched_since(&self, mark: usize) -> Vec<(String, u64)> {
+        let probe = format!("/v2/?after={}", unique("pull"));
+        assert_eq!(self.get_status(&probe), Some(200), "GET {probe}");
+        let deadline = Instant::now() + REGISTRY_READY;
+        while !self.log_text().contains(&probe) {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not log GET {probe}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let text = self.log_text();
         text.get(mark..)
             .unwrap_or_default()
@@ -135,6 +151,8 @@ impl Registry {
                 line.contains("msg=\"response completed\"")
                     && field(line, "http.request.method") == Some("GET")
                     && field(line, "http.response.status") == Some("200")
+                    && field(line, "http.request.uri")
+                        .is_some_and(|uri| uri.contains("/blobs/") || uri.contains("/manifests/"))
             })
             .filter_map(|line| {
                 Some((
