@@ -235,14 +235,7 @@ fn snapshot(engine: Engine, request: &SnapshotRequest) -> Result<String, Snapsho
     require_running(engine, container)?;
 
     say(&format!("quiescing {container} ({cli} exec)"));
-    let timeout = format!("{}", request.timeout.as_secs_f64());
-    let quiesce = exec(
-        engine,
-        container,
-        &["dind-init", "quiesce", "--timeout", &timeout],
-    )?;
-    relay(&quiesce.stdout);
-    relay(&quiesce.stderr);
+    let quiesce = in_container(engine, request, "quiesce")?;
     let status = status_json(engine, container)?;
     if let Err(why) = check_commit_safe(quiesce.status.code(), &status) {
         let outcome = match resume(engine, request) {
@@ -297,7 +290,7 @@ fn require_running(engine: Engine, container: &str) -> Result<(), SnapshotError>
             "container",
             "inspect",
             "--format",
-            "{{.State.Running}}",
+            "{{.State.Running}} {{.State.Paused}}",
             container,
         ],
     )?;
@@ -314,12 +307,16 @@ fn require_running(engine: Engine, container: &str) -> Result<(), SnapshotError>
             stderr.trim()
         )));
     }
-    if String::from_utf8_lossy(&inspect.stdout).trim() != "true" {
-        return Err(SnapshotError::NoContainer(format!(
+    // (podman reports a paused container as not running, docker as running)
+    match String::from_utf8_lossy(&inspect.stdout).trim() {
+        "true false" => Ok(()),
+        "true true" | "false true" => Err(SnapshotError::NoContainer(format!(
+            "container `{container}` is paused: `{cli} unpause {container}` first"
+        ))),
+        _ => Err(SnapshotError::NoContainer(format!(
             "container `{container}` is not running: start it, or commit a stopped container with `{cli} commit`"
-        )));
+        ))),
     }
-    Ok(())
 }
 
 /// The answer of `dind-init status --json` inside the container (it exits
@@ -399,14 +396,7 @@ pub fn labels(status: &Value, now: &str) -> Vec<(String, String)> {
 fn resume(engine: Engine, request: &SnapshotRequest) -> Result<(), SnapshotError> {
     let container = request.container.as_str();
     say(&format!("resuming {container}"));
-    let timeout = format!("{}", request.timeout.as_secs_f64());
-    let output = exec(
-        engine,
-        container,
-        &["dind-init", "resume", "--timeout", &timeout],
-    )?;
-    relay(&output.stdout);
-    relay(&output.stderr);
+    let output = in_container(engine, request, "resume")?;
     if output.status.success() {
         Ok(())
     } else {
@@ -416,6 +406,24 @@ fn resume(engine: Engine, request: &SnapshotRequest) -> Result<(), SnapshotError
             engine.program()
         )))
     }
+}
+
+/// `dind-init SUBCOMMAND --timeout S` in the container, its lines relayed
+/// to our stderr.
+fn in_container(
+    engine: Engine,
+    request: &SnapshotRequest,
+    subcommand: &str,
+) -> Result<Output, SnapshotError> {
+    let timeout = format!("{}", request.timeout.as_secs_f64());
+    let output = exec(
+        engine,
+        &request.container,
+        &["dind-init", subcommand, "--timeout", &timeout],
+    )?;
+    relay(&output.stdout);
+    relay(&output.stderr);
+    Ok(output)
 }
 
 /// `ENGINE exec CONTAINER ARGS`; a missing dind-init (exec's 126/127, or

@@ -144,8 +144,8 @@ pub(crate) fn snapshot_refuses_an_unsafe_container(container: &Container) {
     container.wait_phase("running");
 }
 
-/// Exit 4 for a container that does not exist, 3 for one where no
-/// dind-init answers; with `--rm` the committed container is gone.
+/// Exit 4 for a container that does not exist or is paused, 3 for one
+/// where no dind-init answers; with `--rm` the committed container is gone.
 pub(crate) fn snapshot_exit_codes_and_rm(
     image: &str,
     engine_name: &'static str,
@@ -184,6 +184,15 @@ pub(crate) fn snapshot_exit_codes_and_rm(
 
     let container = Container::run_on(engine_name, image, run_flags);
     container.wait_phase("running");
+    engine_ok(engine_name, &["pause", &container.id]);
+    let output = snapshot(engine_name, &[&container.id, "dind-init-e2e/never:latest"]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is paused"),
+        "{}",
+        text(&output)
+    );
+    engine_ok(engine_name, &["unpause", &container.id]);
     let committed = OwnedImage {
         engine: engine_name,
         tag: format!("dind-init-e2e/{}:latest", unique("removed")),
