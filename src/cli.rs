@@ -1,7 +1,8 @@
 //! The command line of both roles of the one binary: the init (`dind-init
 //! [OPTIONS] [-- CMD ARGS...]`) and the client subcommands (`status`,
-//! `quiesce`, `resume`, and `snapshot` on the host). Every init option is also an environment variable,
-//! so an image can set them with `ENV`; a flag wins over its variable.
+//! `quiesce`, `resume`, and `snapshot` on the host, parsed in `snapshot`).
+//! Every init option is also an environment variable, so an image can set
+//! them with `ENV`; a flag wins over its variable.
 //!
 //! Parsed by hand rather than with clap: the grammar is a dozen long options
 //! and three subcommands, and clap was a sixth of the binary (see the README's
