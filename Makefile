@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base images example test lint figures dind-images dind-figures dist reproducible test-multiarch bench soak fuzz
+.PHONY: build base images example test lint figures registry-figures dind-images dind-figures dist reproducible test-multiarch bench soak fuzz
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -60,6 +60,12 @@ test-multiarch: dist
 
 figures: images
 	docker/figures.sh
+
+# What a runner pulls from a real registry (README): the registry test's figures.
+registry-figures: base
+	cargo test --locked --test integration registry:: -- --include-ignored --nocapture >target/registry-figures.log 2>&1 \
+		|| { cat target/registry-figures.log; exit 1; }
+	@grep '^figure' target/registry-figures.log
 
 # Docker-in-docker: the L2 images (debootstrap, cached) and their figures.
 dind-images: build

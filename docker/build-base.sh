@@ -2,14 +2,14 @@
 # Builds the offline base image FROM scratch: Debian's static busybox and
 # the static dind-init that cargo built on this host. No registry needed.
 #
-# usage: docker/build-base.sh [TAG]     (default tag: dind-init/base:latest)
+# usage: docker/build-base.sh [TAG]     (default: $DIND_INIT_BASE_IMAGE, else dind-init/base:latest)
 # env:   DIND_INIT_BIN  the static binary (default: the musl release build)
 #        BUSYBOX        a static busybox (default: busybox on PATH)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-tag=${1:-dind-init/base:latest}
+tag=${1:-${DIND_INIT_BASE_IMAGE:-dind-init/base:latest}}
 bin=${DIND_INIT_BIN:-$root/target/x86_64-unknown-linux-musl/release/dind-init}
 busybox=${BUSYBOX:-$(command -v busybox || true)}
 

@@ -7,6 +7,8 @@
 # config's architecture is set through docker save / docker load.
 #
 # usage: docker/build-release-images.sh [DIST_DIR]
+# env:   RELEASE_IMAGE  the images' repository (default dind-init): the tags
+#                       are RELEASE_IMAGE:VERSION-amd64 and RELEASE_IMAGE:VERSION-arm64
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +18,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
 for docker_arch in amd64 arm64; do
     binary=$dist/docker/$docker_arch/dind-init
     [ -x "$binary" ] || { echo "build-release-images: no $binary: run 'make dist' first" >&2; exit 1; }
-    tag=dind-init:$version-$docker_arch
+    tag=${RELEASE_IMAGE:-dind-init}:$version-$docker_arch
     rootfs=$(mktemp -d)
     mkdir -p "$rootfs/usr/local/bin"
     cp "$binary" "$rootfs/usr/local/bin/dind-init"

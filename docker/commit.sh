@@ -1,14 +1,17 @@
 #!/bin/sh
-# Runs an image, lets its init.d starts do the stage's runtime work, quiesces
-# it with dind-init and commits the container as a new image. Refuses to
-# commit unless dind-init reports the container commit-safe; the container
-# is removed whatever happens.
+# Runs an image, lets its init.d starts do the stage's runtime work, then
+# commits the container as a new image with `dind-init snapshot --rm`
+# (quiesce, refuse unless commit-safe, commit with labels, remove). The
+# container is removed whatever happens.
 #
-# usage: commit.sh TMP_IMAGE IMAGE TIMEOUT_SECONDS SETUP [docker run flags...]
+# usage: commit.sh TMP_IMAGE IMAGE TIMEOUT_SECONDS SETUP [run flags...]
 #   SETUP: a shell command run in the container (docker exec) after the
 #          starts and before the quiesce; empty for none.
+# env:   DIND_INIT  the host's dind-init (default: the musl release build)
 set -eu
 
+root=$(cd "$(dirname "$0")/.." && pwd)
+dind_init=${DIND_INIT:-$root/target/x86_64-unknown-linux-musl/release/dind-init}
 tmp_image=$1 image=$2 timeout=$3 setup=$4
 shift 4
 
@@ -19,6 +22,7 @@ fail() {
     docker logs --tail 40 "$container" >&2 2>&1 || true
     exit 1
 }
+[ -x "$dind_init" ] || { say "no dind-init at $dind_init: run 'make build' or set DIND_INIT"; exit 1; }
 
 container=$(docker run -d "$@" "$tmp_image")
 trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT INT TERM
@@ -32,7 +36,6 @@ if [ -n "$setup" ]; then
     docker exec "$container" sh -c "$setup" || fail "setup command failed: $setup"
 fi
 ready=$(date +%s)
-docker exec "$container" dind-init quiesce --timeout "$timeout" \
-    || fail "quiesce did not report commit-safe: not committing"
-docker commit "$container" "$image" >/dev/null
+"$dind_init" snapshot --engine docker --timeout "$timeout" --rm "$container" "$image" >/dev/null \
+    || fail "dind-init snapshot did not commit $tmp_image"
 say "committed $image (runtime work $((ready - started))s, total $(( $(date +%s) - started ))s)"

@@ -15,15 +15,21 @@
 #                its `image` is the committed container; no if `image` is
 #                simply its tmp-image
 #   RUN_FLAGS    extra `docker run` flags (e.g. --privileged for DinD)
-#   BASE_TAG     (first stage) the image it builds FROM; BASE_BUILD builds it
-#                when it is missing (default: docker/build-base.sh)
+#   RUN_FLAGS_FROM  a command whose output (shell-quoted words, like
+#                docker/dind/run-flags.sh prints) is more `docker run` flags;
+#                run by the recipes, so `make -n` runs nothing
+#   BASE_TAG     (first stage) the image it builds FROM (default: the
+#                environment's DIND_INIT_BASE_IMAGE, else dind-init/base:latest);
+#                BASE_BUILD builds it when it is missing (default: docker/build-base.sh)
 #   PREPARE      targets to make before tmp-image (generated l2/ files)
 #
 # Targets:
 #   tmp-image  docker build of l1/Dockerfile, FROM the previous stage's image
 #   commit     run tmp-image, wait until every start ran (that is the runtime
-#              work), run SETUP if set, quiesce, refuse unless commit-safe,
-#              docker commit, remove the container (also on any failure)
+#              work), run SETUP if set, then `dind-init snapshot --rm` (quiesce,
+#              refuse unless commit-safe, docker commit with labels, remove the
+#              container); the container is removed on any failure too. The
+#              host's dind-init: $DIND_INIT, else the musl release build.
 #   image      the stage's final image (committed, or tmp-image if NEEDS_COMMIT=no)
 #   run        docker run the stage's image in the foreground
 #   clean      remove the stage's images
@@ -32,7 +38,7 @@ COMMON_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 # Stages are sibling directories.
 STAGES_DIR ?= $(abspath $(CURDIR)/..)
 REPO ?= dind-init-example
-BASE_TAG ?= dind-init/base:latest
+BASE_TAG ?= $(or $(DIND_INIT_BASE_IMAGE),dind-init/base:latest)
 BASE_BUILD ?= $(COMMON_DIR)build-base.sh $(BASE_TAG)
 PREPARE ?=
 TMP_IMAGE = $(REPO)/$(STAGE):tmp
@@ -40,6 +46,9 @@ IMAGE = $(REPO)/$(STAGE):latest
 NEEDS_COMMIT ?= yes
 BASE_KIND ?= tmp-image
 RUN_FLAGS ?=
+RUN_FLAGS_FROM ?=
+# Shell words that set "$$@" to RUN_FLAGS_FROM's flags (or to nothing).
+set_run_flags = $(if $(RUN_FLAGS_FROM),flags=$$($(RUN_FLAGS_FROM)) && eval "set -- $$flags",set --)
 SETUP ?=
 COMMIT_TIMEOUT ?= 600
 
@@ -67,7 +76,7 @@ tmp-image: base $(PREPARE)
 	@echo "built $(TMP_IMAGE) from $(BASE_IMAGE)"
 
 commit: tmp-image
-	$(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(RUN_FLAGS)
+	$(set_run_flags) && $(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(RUN_FLAGS) "$$@"
 
 ifeq ($(NEEDS_COMMIT),yes)
 image: commit
@@ -77,7 +86,7 @@ image: tmp-image
 endif
 
 run: image
-	docker run --rm -it $(RUN_FLAGS) $(IMAGE)
+	$(set_run_flags) && docker run --rm -it $(RUN_FLAGS) "$$@" $(IMAGE)
 
 clean:
 	-docker rmi $(IMAGE) $(TMP_IMAGE) 2>/dev/null

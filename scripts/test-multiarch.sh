@@ -22,15 +22,16 @@ DIND_INIT_TEST_BIN=$root/dist/docker/arm64/dind-init DIND_INIT_TEST_RUNNER=qemu-
 echo "== release images"
 docker/build-release-images.sh
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-docker run --rm "dind-init:$version-amd64" --version | grep -q 'x86_64-unknown-linux-musl'
+image=${RELEASE_IMAGE:-dind-init}
+docker run --rm "$image:$version-amd64" --version | grep -q 'x86_64-unknown-linux-musl'
 code=0
-docker run --rm "dind-init:$version-amd64" -- /nonexistent 2>/dev/null || code=$?
+docker run --rm "$image:$version-amd64" -- /nonexistent 2>/dev/null || code=$?
 [ "$code" = 127 ] || { echo "amd64 image: main command not found gave $code, not 127" >&2; exit 1; }
 echo "amd64 image runs as PID 1"
 if scripts/enable-arm64-emulation.sh; then
-    docker run --rm --platform linux/arm64 "dind-init:$version-arm64" --version | grep -q 'aarch64-unknown-linux-musl'
+    docker run --rm --platform linux/arm64 "$image:$version-arm64" --version | grep -q 'aarch64-unknown-linux-musl'
     code=0
-    docker run --rm --platform linux/arm64 "dind-init:$version-arm64" -- /nonexistent 2>/dev/null || code=$?
+    docker run --rm --platform linux/arm64 "$image:$version-arm64" -- /nonexistent 2>/dev/null || code=$?
     [ "$code" = 127 ] || { echo "arm64 image: main command not found gave $code, not 127" >&2; exit 1; }
     echo "arm64 image runs as PID 1 under emulation"
 else

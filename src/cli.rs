@@ -1,7 +1,8 @@
 //! The command line of both roles of the one binary: the init (`dind-init
 //! [OPTIONS] [-- CMD ARGS...]`) and the client subcommands (`status`,
-//! `quiesce`, `resume`). Every init option is also an environment variable,
-//! so an image can set them with `ENV`; a flag wins over its variable.
+//! `quiesce`, `resume`, and `snapshot` on the host, parsed in `snapshot`).
+//! Every init option is also an environment variable, so an image can set
+//! them with `ENV`; a flag wins over its variable.
 //!
 //! Parsed by hand rather than with clap: the grammar is a dozen long options
 //! and three subcommands, and clap was a sixth of the binary (see the README's
@@ -49,6 +50,8 @@ pub enum Command {
     Quiesce { timeout: Duration },
     /// Run the starts again after a quiesce, up to `timeout`.
     Resume { timeout: Duration },
+    /// On the host: quiesce a container through its engine and commit it.
+    Snapshot(crate::snapshot::SnapshotRequest),
 }
 
 /// What the command line asks for.
@@ -84,6 +87,8 @@ Usage:
   dind-init status [--json] [--wait PHASE] [--timeout S]
   dind-init quiesce [--timeout S]            exit 0 only when safe to docker commit
   dind-init resume [--timeout S]             run the starts again after a quiesce
+  dind-init snapshot [--engine docker|podman] [--timeout S] [--resume|--rm] CONTAINER IMAGE
+                                             on the host: quiesce, commit if safe, resume
 
 Options (each also an environment variable; the flag wins):
   --init-dir DIR            DIND_INIT_DIR             [{init_dir}; missing = no scripts]
@@ -159,6 +164,10 @@ where
                     Some(parsed) => command = Some(parsed),
                     None => return Ok(Parsed::Help(subcommand_help(text))),
                 }
+                break;
+            }
+            "snapshot" => {
+                command = Some(Command::Snapshot(crate::snapshot::parse(&mut args)?));
                 break;
             }
             _ if text.starts_with('-') => {
@@ -294,7 +303,7 @@ fn option_value(
 }
 
 /// `--flag=value` gives the flag and its value; `--flag` the flag alone.
-fn split_flag(text: &str) -> (&str, Option<OsString>) {
+pub(crate) fn split_flag(text: &str) -> (&str, Option<OsString>) {
     match text.split_once('=') {
         Some((flag, value)) => (flag, Some(OsString::from(value))),
         None => (text, None),
@@ -302,7 +311,7 @@ fn split_flag(text: &str) -> (&str, Option<OsString>) {
 }
 
 /// The value given inline, or else the next argument.
-fn flag_value(
+pub(crate) fn flag_value(
     flag: &str,
     inline: Option<OsString>,
     args: &mut impl Iterator<Item = OsString>,

@@ -22,6 +22,7 @@
 //! - [`status`]: the status snapshot published by the supervisor and its human rendering.
 //! - [`control`]: the unix-socket protocol, its server (inside PID 1) and its client call.
 //! - [`client`]: the `status`, `quiesce` and `resume` subcommands: output and exit codes.
+//! - [`snapshot`]: `dind-init snapshot` on the host: quiesce through the engine, commit with labels.
 //! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
 //! - [`logging`]: the one-line log format of dind-init's own messages.
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
@@ -56,6 +57,7 @@ pub mod procs;
 pub mod reaper;
 pub mod script;
 pub mod signals;
+pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod supervisor;

@@ -18,31 +18,45 @@ use serde_json::Value;
 
 use crate::harness::wait_until;
 
-const BASE_IMAGE: &str = "dind-init/base:latest";
+/// The base image the tests build on: `DIND_INIT_BASE_IMAGE`, as `make
+/// base` builds it (default `dind-init/base:latest`).
+pub(crate) fn base_image() -> String {
+    std::env::var("DIND_INIT_BASE_IMAGE").unwrap_or_else(|_| "dind-init/base:latest".to_string())
+}
 
 pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `docker ARGS`, returning its output whatever the exit code.
-pub(crate) fn docker(args: &[&str]) -> Output {
-    Command::new("docker")
+/// Runs `ENGINE ARGS` (`docker` or `podman`), returning its output whatever the exit code.
+pub(crate) fn engine(engine: &str, args: &[&str]) -> Output {
+    Command::new(engine)
         .args(args)
         .output()
-        .expect("cannot run the docker client")
+        .unwrap_or_else(|error| panic!("cannot run the {engine} client: {error}"))
 }
 
-/// Runs `docker ARGS` and returns its trimmed stdout; fails the test if it fails.
-pub(crate) fn docker_ok(args: &[&str]) -> String {
-    let output = docker(args);
+/// Runs `ENGINE ARGS` and returns its trimmed stdout; fails the test if it fails.
+pub(crate) fn engine_ok(engine_name: &str, args: &[&str]) -> String {
+    let output = engine(engine_name, args);
     assert!(
         output.status.success(),
-        "docker {} failed: {}{}",
+        "{engine_name} {} failed: {}{}",
         args.join(" "),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Runs `docker ARGS`, returning its output whatever the exit code.
+pub(crate) fn docker(args: &[&str]) -> Output {
+    engine("docker", args)
+}
+
+/// Runs `docker ARGS` and returns its trimmed stdout; fails the test if it fails.
+pub(crate) fn docker_ok(args: &[&str]) -> String {
+    engine_ok("docker", args)
 }
 
 pub(crate) fn require_engine() {
@@ -52,9 +66,10 @@ pub(crate) fn require_engine() {
         "no Docker engine reachable ({}); these tests need one",
         String::from_utf8_lossy(&info.stderr).trim()
     );
+    let base = base_image();
     assert!(
-        docker(&["image", "inspect", BASE_IMAGE]).status.success(),
-        "image {BASE_IMAGE} is missing: run `make base` (or `make test`)"
+        docker(&["image", "inspect", &base]).status.success(),
+        "image {base} is missing: run `make base` (or `make test`)"
     );
 }
 
@@ -68,13 +83,13 @@ pub(crate) fn unique(name: &str) -> String {
 }
 
 /// An image built FROM the base image with init.d scripts, removed on drop.
-struct TestImage {
-    tag: String,
+pub(crate) struct TestImage {
+    pub(crate) tag: String,
 }
 
 impl TestImage {
     /// `scripts`: (file name, shell body after the shebang).
-    fn build(name: &str, scripts: &[(&str, &str)], examples: bool) -> Self {
+    pub(crate) fn build(name: &str, scripts: &[(&str, &str)], examples: bool) -> Self {
         require_engine();
         let tag = format!("dind-init-e2e/{}:latest", unique(name));
         let context = std::env::temp_dir().join(unique("dind-init-e2e-context"));
@@ -98,7 +113,10 @@ impl TestImage {
         }
         fs::write(
             context.join("Dockerfile"),
-            format!("FROM {BASE_IMAGE}\nCOPY init.d/ /etc/dind-init/init.d/\n"),
+            format!(
+                "FROM {}\nCOPY init.d/ /etc/dind-init/init.d/\n",
+                base_image()
+            ),
         )
         .unwrap();
         docker_ok(&["build", "-q", "-t", &tag, context.to_str().unwrap()]);
@@ -113,31 +131,60 @@ impl Drop for TestImage {
     }
 }
 
-/// A container, removed with `docker rm -f` on drop.
+/// An image tag a test made (on `engine`), removed on drop.
+pub(crate) struct OwnedImage {
+    pub(crate) engine: &'static str,
+    pub(crate) tag: String,
+}
+
+impl Drop for OwnedImage {
+    fn drop(&mut self) {
+        let _ = engine(self.engine, &["rmi", "-f", &self.tag]);
+    }
+}
+
+/// The image tags of the staged example (`docker/stages/`) under a `REPO`.
+pub(crate) const EXAMPLE_STAGE_TAGS: [&str; 6] = [
+    "10-service:tmp",
+    "10-service:latest",
+    "20-deploy:tmp",
+    "20-deploy:latest",
+    "30-deposit:tmp",
+    "30-deposit:latest",
+];
+
+/// A container, removed with `ENGINE rm -f` on drop.
 pub(crate) struct Container {
     pub(crate) id: String,
+    /// The engine's CLI that runs it: `docker` or `podman`.
+    pub(crate) engine: &'static str,
 }
 
 impl Container {
     pub(crate) fn run(image: &str, flags: &[&str]) -> Self {
+        Container::run_on("docker", image, flags)
+    }
+
+    pub(crate) fn run_on(engine: &'static str, image: &str, flags: &[&str]) -> Self {
         let mut args = vec!["run", "-d"];
         args.extend_from_slice(flags);
         args.push(image);
         Container {
-            id: docker_ok(&args),
+            id: engine_ok(engine, &args),
+            engine,
         }
     }
 
     pub(crate) fn exec(&self, command: &[&str]) -> Output {
         let mut args = vec!["exec", self.id.as_str()];
         args.extend_from_slice(command);
-        docker(&args)
+        engine(self.engine, &args)
     }
 
     pub(crate) fn exec_ok(&self, command: &[&str]) -> String {
         let mut args = vec!["exec", self.id.as_str()];
         args.extend_from_slice(command);
-        docker_ok(&args)
+        engine_ok(self.engine, &args)
     }
 
     pub(crate) fn wait_phase(&self, phase: &str) -> Value {
@@ -160,7 +207,7 @@ impl Container {
     }
 
     pub(crate) fn logs(&self) -> String {
-        let output = docker(&["logs", &self.id]);
+        let output = engine(self.engine, &["logs", &self.id]);
         format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -169,7 +216,7 @@ impl Container {
     }
 
     pub(crate) fn inspect(&self, format: &str) -> String {
-        docker_ok(&["inspect", "-f", format, &self.id])
+        engine_ok(self.engine, &["inspect", "-f", format, &self.id])
     }
 
     /// `docker stop -t 30`, which must end with exit code 0 (Docker's own
@@ -189,12 +236,12 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.id]);
+        let _ = engine(self.engine, &["rm", "-f", &self.id]);
     }
 }
 
 /// Builds a test image and runs it until dind-init reports `running`.
-fn started(
+pub(crate) fn started(
     name: &str,
     scripts: &[(&str, &str)],
     examples: bool,
@@ -206,7 +253,8 @@ fn started(
     (image, container)
 }
 
-/// `make -C STAGE_DIR image REPO=repo EXTRA...`, which must succeed.
+/// `make -C STAGE_DIR image REPO=repo EXTRA...`, which must succeed; the
+/// commits use the `dind-init snapshot` under test.
 pub(crate) fn make_stage_image(stage_dir: &std::path::Path, repo: &str, extra: &[&str]) {
     let output = Command::new("make")
         .arg("-C")
@@ -214,6 +262,7 @@ pub(crate) fn make_stage_image(stage_dir: &std::path::Path, repo: &str, extra: &
         .arg("image")
         .arg(format!("REPO={repo}"))
         .args(extra)
+        .env("DIND_INIT", env!("CARGO_BIN_EXE_dind-init"))
         .output()
         .unwrap();
     assert!(
@@ -238,7 +287,7 @@ fn script_names(status: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn checksum(container: &Container, dir: &str) -> String {
+pub(crate) fn checksum(container: &Container, dir: &str) -> String {
     container.exec_ok(&[
         "sh",
         "-c",
@@ -266,21 +315,26 @@ fn status_shows_every_script_started() {
     );
 }
 
-#[test]
-#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
-fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
-    let (_image, container) = started("commit", &[], true, &[]);
+/// The README's cycle by hand on the container's engine: data written
+/// after boot, `ENGINE kill -s USR1`, `status --wait quiesced` through
+/// `ENGINE exec`, `ENGINE commit`, and the committed image (run with
+/// `flags`) restores every byte at boot 2.
+pub(crate) fn commit_by_signal_and_restore(container: Container, flags: &[&str]) {
+    let engine_name = container.engine;
     container.exec_ok(&["sh", "-c", "head -c 3000000 /dev/urandom > /srv/www/blob.bin && echo written-after-boot > /srv/www/late.txt"]);
     let before = checksum(&container, "/srv/www");
 
-    docker_ok(&["kill", "-s", "USR1", &container.id]);
+    engine_ok(engine_name, &["kill", "-s", "USR1", &container.id]);
     let status = container.wait_phase("quiesced");
     assert_eq!(status["commit_safe"], true, "{}", container.logs());
-    let committed = format!("dind-init-e2e/{}:latest", unique("committed"));
-    docker_ok(&["commit", &container.id, &committed]);
+    let committed = OwnedImage {
+        engine: engine_name,
+        tag: format!("localhost/dind-init-e2e/{}:latest", unique("committed")),
+    };
+    engine_ok(engine_name, &["commit", &container.id, &committed.tag]);
     drop(container);
 
-    let restored = Container::run(&committed, &[]);
+    let restored = Container::run_on(engine_name, &committed.tag, flags);
     let status = restored.wait_phase("running");
     assert_eq!(status["boot"]["boot"], 2);
     assert_eq!(status["boot"]["restored"], true);
@@ -291,8 +345,13 @@ fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
         "{}",
         restored.logs()
     );
-    drop(restored);
-    let _ = docker(&["rmi", "-f", &committed]);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn quiesce_by_signal_commit_and_restore_brings_every_byte_back() {
+    let (_image, container) = started("commit", &[], true, &[]);
+    commit_by_signal_and_restore(container, &[]);
 }
 
 #[test]
@@ -347,13 +406,15 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
         .arg(&stage)
         .arg("image")
         .arg(format!("REPO={repo}"))
+        .env("DIND_INIT", env!("CARGO_BIN_EXE_dind-init"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "an unsafe quiesce was committed");
     assert!(
-        stderr.contains("quiesce did not report commit-safe: not committing")
-            && stderr.contains("sleep 1000"),
+        stderr.contains("is not commit-safe (still running: pid")
+            && stderr.contains("sleep 1000")
+            && stderr.contains("commit: dind-init snapshot did not commit"),
         "{stderr}"
     );
     assert!(
@@ -370,15 +431,7 @@ fn staged_makefiles_commit_two_stages_deep_and_refuse_an_unsafe_commit() {
     assert_eq!(leftovers, "", "the commit target left its container behind");
 
     fs::remove_dir_all(&stage).unwrap();
-    for stage in [
-        "10-service:tmp",
-        "10-service:latest",
-        "20-deploy:tmp",
-        "20-deploy:latest",
-        "30-deposit:tmp",
-        "30-deposit:latest",
-        "40-leaky:tmp",
-    ] {
+    for stage in EXAMPLE_STAGE_TAGS.iter().chain(&["40-leaky:tmp"]) {
         let _ = docker(&["rmi", "-f", &format!("{repo}/{stage}")]);
     }
 }

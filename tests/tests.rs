@@ -20,9 +20,17 @@ mod failures;
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.
 mod main_command;
+/// Seed 002's multi-arch manifest, pushed to a real registry and pulled by platform.
+mod manifest;
+/// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
+mod podman;
 /// Orphaned zombies are reaped and never steal a waited-for status.
 mod reaping;
+/// A real registry: a prepared image pushed, pulled, run; what the next snapshot costs.
+mod registry;
 /// The state file across boots: boot count and restored boots.
 mod restore;
+/// `dind-init snapshot` on the host against the real engine: labels, refusal, exit codes.
+mod snapshot;
 /// A drop-in for tini and dumb-init: signals, silence, terminals.
 mod wrapper;

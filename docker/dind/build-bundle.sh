@@ -3,6 +3,8 @@
 # load at its first boot (seed 001's bundle). No registry is involved.
 #
 # usage: docker/dind/build-bundle.sh OUTPUT_TAR
+# env:   DIND_L3_IMAGE  the L3 image's name, on L1 and inside the bundle
+#        (default dind-init-l3/busybox:latest, the name stage 20's stack runs)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +16,8 @@ context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp "$here/l3/Dockerfile" "$context/Dockerfile"
 cp -L "$busybox" "$context/busybox"
-docker build -q -t dind-init-l3/busybox:latest "$context" >/dev/null
+l3=${DIND_L3_IMAGE:-dind-init-l3/busybox:latest}
+docker build -q -t "$l3" "$context" >/dev/null
 mkdir -p "$(dirname "$output")"
-docker save -o "$output" dind-init-l3/busybox:latest
-echo "bundled dind-init-l3/busybox:latest into $output"
+docker save -o "$output" "$l3"
+echo "bundled $l3 into $output"

@@ -4,13 +4,13 @@
 # registry: only Debian's package archive is reached. Skipped when the image
 # exists already (pass --force to rebuild).
 #
-# usage: docker/dind/build-rootfs.sh [--force] [TAG]   (default dind-init/dind-rootfs:bookworm)
+# usage: docker/dind/build-rootfs.sh [--force] [TAG]   (default $DIND_ROOTFS_IMAGE, else dind-init/dind-rootfs:bookworm)
 # env:   DEBIAN_SUITE (bookworm), DEBIAN_MIRROR (http://deb.debian.org/debian)
 set -eu
 
 force=no
 [ "${1:-}" = --force ] && { force=yes; shift; }
-tag=${1:-dind-init/dind-rootfs:bookworm}
+tag=${1:-${DIND_ROOTFS_IMAGE:-dind-init/dind-rootfs:bookworm}}
 suite=${DEBIAN_SUITE:-bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 packages=docker.io,docker-compose,e2fsprogs,iptables,procps,ca-certificates

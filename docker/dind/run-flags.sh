@@ -10,11 +10,18 @@
 # usage: run-flags.sh [--lines] [PROBE_IMAGE]
 #   default: one line, shell-quoted (for a Makefile recipe or `eval`)
 #   --lines: one argument per line (for programs that build an argv)
+#   PROBE_IMAGE: an existing image with /bin/true, run once with --privileged
+#   (default $DIND_INIT_BASE_IMAGE, else dind-init/base:latest); a missing one
+#   is an error, not a reason to print the weaker set.
 set -eu
 
 lines=no
 [ "${1:-}" = --lines ] && { lines=yes; shift; }
-image=${1:-dind-init/base:latest}
+image=${1:-${DIND_INIT_BASE_IMAGE:-dind-init/base:latest}}
+if ! docker image inspect "$image" >/dev/null 2>&1; then
+    echo "run-flags: probe image $image does not exist: build it ('make base'), or name an existing image with /bin/true: run-flags.sh IMAGE" >&2
+    exit 1
+fi
 
 emit() {
     if [ "$lines" = yes ]; then

@@ -1,0 +1,238 @@
+//! `dind-init snapshot CONTAINER IMAGE`, run on the host against the real
+//! engines: a commit-safe container is committed with its labels and
+//! resumed (or removed), an unsafe one is refused and resumed, a missing
+//! container and a container without a dind-init get their exit codes.
+//! The podman runs are in `podman.rs`; the helpers here serve both.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::docker::{Container, OwnedImage, checksum, engine, engine_ok, started, unique};
+use crate::harness::{dind_init, dind_init_argv};
+
+/// Runs `dind-init snapshot --engine ENGINE ARGS` on the host, with a
+/// timeout that bounds every wait inside it. `engine` is `docker`,
+/// `podman`, or a rootless user's `DIR/podman` wrapper (`podman.rs`): then
+/// the snapshot runs as that user, through `DIR/as-user`.
+pub(crate) fn snapshot(engine: &str, args: &[&str]) -> Output {
+    let path = Path::new(engine);
+    let as_user = path.parent().map(|dir| dir.join("as-user"));
+    let mut command = match as_user.filter(|as_user| as_user.exists()) {
+        Some(as_user) => {
+            let mut command = Command::new(as_user);
+            command.args(dind_init_argv());
+            command
+        }
+        None => dind_init(),
+    };
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(engine);
+    command
+        .args(["snapshot", "--engine", name, "--timeout", "60"])
+        .args(args)
+        .output()
+        .expect("cannot run dind-init snapshot")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The labels of an image, as a JSON object.
+fn labels(engine_name: &str, image: &str) -> Value {
+    serde_json::from_str(&engine_ok(
+        engine_name,
+        &["image", "inspect", "-f", "{{json .Config.Labels}}", image],
+    ))
+    .unwrap()
+}
+
+/// The whole cycle on one engine: data written after boot, `snapshot`
+/// (exit 0, the image id on stdout, labels), the container resumed and
+/// healthy, and the committed image restoring the data at boot 2.
+pub(crate) fn snapshot_commits_and_resumes(container: &Container, run_flags: &[&str]) {
+    let engine_name = container.engine;
+    container.exec_ok(&[
+        "sh",
+        "-c",
+        "head -c 1000000 /dev/urandom > /srv/www/blob.bin",
+    ]);
+    let before = checksum(container, "/srv/www");
+    let committed = OwnedImage {
+        engine: engine_name,
+        tag: format!("dind-init-e2e/{}:latest", unique("snapshot")),
+    };
+    let output = snapshot(engine_name, &[&container.id, &committed.tag]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let id = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let inspected = engine_ok(
+        engine_name,
+        &["image", "inspect", "-f", "{{.Id}}", &committed.tag],
+    );
+    assert!(
+        id.ends_with(inspected.trim_start_matches("sha256:")),
+        "printed {id}, image is {inspected}"
+    );
+
+    let labels = labels(engine_name, &committed.tag);
+    assert_eq!(labels["io.dind-init.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(labels["io.dind-init.boot"], "1");
+    assert_eq!(labels["io.dind-init.quiesce"], "1");
+    assert_eq!(labels["io.dind-init.commit-safe"], "true");
+    assert!(
+        labels["io.dind-init.committed-at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z') && at.len() == 20),
+        "{labels}"
+    );
+
+    // Resumed (the default): running and healthy again, same boot.
+    let status = container.wait_phase("running");
+    assert_eq!(status["healthy"], true, "{}", container.logs());
+    assert_eq!(status["boot"]["boot"], 1);
+    assert_eq!(
+        container
+            .logs()
+            .matches("[20-httpd.sh] httpd serving")
+            .count(),
+        2,
+        "started at boot and again at the resume:\n{}",
+        container.logs()
+    );
+
+    let restored = Container::run_on(engine_name, &committed.tag, run_flags);
+    let status = restored.wait_phase("running");
+    assert_eq!(status["boot"]["boot"], 2);
+    assert_eq!(status["boot"]["restored_from_quiesce"], 1);
+    assert_eq!(checksum(&restored, "/srv/www"), before);
+}
+
+/// A start that leaves a process its stop does not end: `snapshot` exits
+/// 1 naming the stray, commits nothing, and resumes the container.
+pub(crate) fn snapshot_refuses_an_unsafe_container(container: &Container) {
+    let engine_name = container.engine;
+    let image = format!("dind-init-e2e/{}:latest", unique("refused"));
+    let _cleanup = OwnedImage {
+        engine: engine_name,
+        tag: image.clone(),
+    };
+    let output = snapshot(engine_name, &[&container.id, &image]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        stderr.contains("is not commit-safe (still running: pid")
+            && stderr.contains("sleep 1000")
+            && stderr.contains("not committed; the container was resumed"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !engine(engine_name, &["image", "inspect", &image])
+            .status
+            .success(),
+        "an unsafe container was committed"
+    );
+    container.wait_phase("running");
+}
+
+/// Exit 4 for a container that does not exist or is paused, 3 for one
+/// where no dind-init answers; with `--rm` the committed container is gone.
+pub(crate) fn snapshot_exit_codes_and_rm(
+    image: &str,
+    engine_name: &'static str,
+    run_flags: &[&str],
+) {
+    let missing = unique("no-such-container");
+    let output = snapshot(engine_name, &[&missing, "dind-init-e2e/never:latest"]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&format!(
+            "dind-init snapshot: no container `{missing}` in {engine_name}"
+        )),
+        "{}",
+        text(&output)
+    );
+
+    let mut flags = run_flags.to_vec();
+    flags.extend_from_slice(&["--entrypoint", "sleep"]);
+    let mut argv_tail = flags.clone();
+    argv_tail.extend_from_slice(&[image, "1000"]);
+    let plain = Container {
+        id: engine_ok(
+            engine_name,
+            &[["run", "-d"].as_slice(), argv_tail.as_slice()].concat(),
+        ),
+        engine: engine_name,
+    };
+    let output = snapshot(engine_name, &[&plain.id, "dind-init-e2e/never:latest"]);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no dind-init answers in"),
+        "{}",
+        text(&output)
+    );
+    drop(plain);
+
+    let container = Container::run_on(engine_name, image, run_flags);
+    container.wait_phase("running");
+    engine_ok(engine_name, &["pause", &container.id]);
+    let output = snapshot(engine_name, &[&container.id, "dind-init-e2e/never:latest"]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is paused"),
+        "{}",
+        text(&output)
+    );
+    engine_ok(engine_name, &["unpause", &container.id]);
+    let committed = OwnedImage {
+        engine: engine_name,
+        tag: format!("dind-init-e2e/{}:latest", unique("removed")),
+    };
+    let output = snapshot(engine_name, &["--rm", &container.id, &committed.tag]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        !engine(engine_name, &["container", "inspect", &container.id])
+            .status
+            .success(),
+        "--rm left the container"
+    );
+    assert_eq!(
+        labels(engine_name, &committed.tag)["io.dind-init.commit-safe"],
+        "true"
+    );
+}
+
+/// A start that leaves `sleep 1000` behind, which no stop ends.
+pub(crate) const LEAKY_SCRIPT: (&str, &str) =
+    ("40-leaky.sh", "if [ \"$1\" = start ]; then sleep 1000 & fi");
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_snapshot_commits_with_labels_resumes_and_the_image_restores() {
+    let (_image, container) = started("snapshot", &[], true, &[]);
+    snapshot_commits_and_resumes(&container, &[]);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_snapshot_refuses_a_container_that_is_not_commit_safe() {
+    let (_image, container) = started("refused", &[LEAKY_SCRIPT], false, &[]);
+    snapshot_refuses_an_unsafe_container(&container);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_snapshot_exit_codes_for_a_missing_container_and_no_dind_init_and_rm() {
+    let (image, container) = started("snapshot-rm", &[], false, &[]);
+    drop(container);
+    snapshot_exit_codes_and_rm(&image.tag, "docker", &[]);
+}
