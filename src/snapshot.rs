@@ -331,29 +331,34 @@ fn status_json(engine: Engine, container: &str) -> Result<Value, SnapshotError> 
     })
 }
 
+/// The value at a JSON pointer, or null: reading a status never panics.
+fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
+    value.pointer(pointer).unwrap_or(&Value::Null)
+}
+
 /// Commit-safe only when the quiesce said so and the status agrees.
 fn check_commit_safe(quiesce_code: Option<i32>, status: &Value) -> Result<(), String> {
-    if status["phase"] != "quiesced" {
+    if at(status, "/phase") != "quiesced" {
         return Err(format!(
             "phase is {}, not quiesced",
-            status["phase"].as_str().unwrap_or("unknown")
+            at(status, "/phase").as_str().unwrap_or("unknown")
         ));
     }
-    if status["commit_safe"] != true {
-        let last = status["quiesces"]
+    if at(status, "/commit_safe") != true {
+        let last = at(status, "/quiesces")
             .as_array()
             .and_then(|all| all.last())
             .cloned()
             .unwrap_or(Value::Null);
         let mut reasons = Vec::new();
-        for name in last["failed_stops"].as_array().into_iter().flatten() {
+        for name in at(&last, "/failed_stops").as_array().into_iter().flatten() {
             reasons.push(format!("stop of {} failed", name.as_str().unwrap_or("?")));
         }
-        for stray in last["strays"].as_array().into_iter().flatten() {
+        for stray in at(&last, "/strays").as_array().into_iter().flatten() {
             reasons.push(format!(
                 "still running: pid {} {}",
-                stray["pid"],
-                stray["command"].as_str().unwrap_or("?")
+                at(stray, "/pid"),
+                at(stray, "/command").as_str().unwrap_or("?")
             ));
         }
         if reasons.is_empty() {
@@ -377,15 +382,15 @@ pub fn labels(status: &Value, now: &str) -> Vec<(String, String)> {
         Value::Null => String::new(),
         other => other.to_string(),
     };
-    let quiesce = status["quiesces"]
+    let quiesce = at(status, "/quiesces")
         .as_array()
         .and_then(|all| all.last())
-        .map_or(Value::Null, |last| last["id"].clone());
+        .map_or(Value::Null, |last| at(last, "/id").clone());
     [
-        ("version", text(&status["version"])),
-        ("boot", text(&status["boot"]["boot"])),
+        ("version", text(at(status, "/version"))),
+        ("boot", text(at(status, "/boot/boot"))),
         ("quiesce", text(&quiesce)),
-        ("commit-safe", text(&status["commit_safe"])),
+        ("commit-safe", text(at(status, "/commit_safe"))),
         ("committed-at", now.to_string()),
     ]
     .into_iter()
