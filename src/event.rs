@@ -20,6 +20,8 @@ pub enum Event {
     Control(ControlRequest),
     /// The main command ended.
     MainExited(ChildExit),
+    /// A watched process re-parented to dind-init (a script's daemon) ended.
+    DaemonExited { pid: i32, exit: ChildExit },
 }
 
 /// How the supervisor answers a control request once it is done: the status

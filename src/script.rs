@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use crate::discovery::Script;
 use crate::output::{self, Stream};
 use crate::reaper::{ChildExit, Reaper};
+use crate::tail::SharedTail;
 
 /// Longest log line copied in one piece; longer lines are split, so a
 /// daemon that never writes a newline cannot make PID 1 buffer without end.
@@ -61,12 +62,14 @@ pub struct RunningScript {
     pub exit: oneshot::Receiver<ChildExit>,
 }
 
-/// Spawns `script action` through the reaper and starts copying its output.
+/// Spawns `script action` through the reaper and starts copying its output,
+/// each line also kept in `tail`.
 pub fn spawn(
     reaper: &Reaper,
     script: &Script,
     action: Action,
     env: &ScriptEnv,
+    tail: &SharedTail,
 ) -> io::Result<RunningScript> {
     let mut command = Command::new(&script.path);
     command
@@ -85,10 +88,10 @@ pub fn spawn(
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let prefix = format!("[{}] ", script.name);
     if let Some(stdout) = child.stdout.take() {
-        forward_output(stdout, prefix.clone(), Stream::Stdout);
+        forward_output(stdout, prefix.clone(), Stream::Stdout, tail.clone());
     }
     if let Some(stderr) = child.stderr.take() {
-        forward_output(stderr, prefix, Stream::Stderr);
+        forward_output(stderr, prefix, Stream::Stderr, tail.clone());
     }
     Ok(RunningScript {
         pid: Pid::from_raw(child.id() as i32),
@@ -98,8 +101,9 @@ pub fn spawn(
 }
 
 /// Copies lines from `pipe` to our own stdout or stderr with `prefix`, until
-/// every writer (the script and whatever it left running) has closed it.
-fn forward_output(pipe: impl Into<OwnedFd>, prefix: String, stream: Stream) {
+/// every writer (the script and whatever it left running) has closed it;
+/// each line is also kept in `tail`.
+fn forward_output(pipe: impl Into<OwnedFd>, prefix: String, stream: Stream, tail: SharedTail) {
     let pipe = match pipe::Receiver::from_owned_fd(pipe.into()) {
         Ok(pipe) => pipe,
         Err(error) => {
@@ -120,6 +124,7 @@ fn forward_output(pipe: impl Into<OwnedFd>, prefix: String, stream: Stream) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            tail.record(&line);
             if !line.ends_with(b"\n") {
                 line.push(b'\n');
             }

@@ -24,7 +24,11 @@ impl Supervisor {
         action: Action,
         reason: &'static str,
     ) -> RunResult {
-        let Some(script) = self.scripts.get(index).map(|t| t.script.clone()) else {
+        let Some((script, tail)) = self
+            .scripts
+            .get(index)
+            .map(|t| (t.script.clone(), t.tail.clone()))
+        else {
             return RunResult::failure(Outcome::SpawnFailed, None, 0, "no such script".into());
         };
         let label = format!("{} {}", script.name, action.as_str());
@@ -35,7 +39,7 @@ impl Supervisor {
             reason,
             socket: self.config.socket.clone(),
         };
-        let running = match script::spawn(&self.reaper, &script, action, &env) {
+        let running = match script::spawn(&self.reaper, &script, action, &env, &tail) {
             Ok(running) => running,
             Err(error) => {
                 let code = if error.kind() == std::io::ErrorKind::NotFound {
