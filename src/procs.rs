@@ -178,6 +178,12 @@ pub fn children(parent: i32) -> Vec<ChildProcess> {
         .collect()
 }
 
+/// The command line of `pid` now, if it has one: a process that is
+/// exiting (or a zombie) has none any more.
+pub fn command_of(pid: i32) -> Option<String> {
+    render_cmdline(&fs::read(format!("/proc/{pid}/cmdline")).ok()?)
+}
+
 /// Our own process group and session, which say nothing about who started a child.
 pub fn own_group_and_session() -> (i32, i32) {
     let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();

@@ -6,7 +6,9 @@
 //! Nothing here runs per SIGCHLD: an orphan nobody watches costs the sweep
 //! what it always did, and `/proc` is read only at those two moments.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::event::Event;
 use crate::procs::{self, ChildProcess};
@@ -17,6 +19,10 @@ use crate::status::{DaemonExit, DaemonInfo, ScriptState};
 use super::Supervisor;
 use super::daemons::{self, Keys, MAX_RESTARTS, Moment, Owner, RESTART_WINDOW, Reaction};
 use super::intent::{EXIT_DAEMON_EXITED, ShutdownCause};
+
+/// How long [`follow_exec`] looks at most, and how often.
+const EXEC_WAIT: Duration = Duration::from_millis(100);
+const EXEC_POLL: Duration = Duration::from_millis(2);
 
 impl Supervisor {
     /// Watches every new child re-parented to us and attributes it; returns
@@ -39,6 +45,7 @@ impl Supervisor {
             });
             let info = daemon_info(&child);
             let own_ids = self.own_ids;
+            follow_exec(pid, info.command.clone(), self.event_sender.clone());
             let script = match owner {
                 Owner::Script(index) => self.scripts.get_mut(index).map(|t| (index, t)),
                 Owner::Unattributed => None,
@@ -69,6 +76,19 @@ impl Supervisor {
             }
         }
         to_moment
+    }
+
+    /// A daemon got its program's command line (see [`follow_exec`]).
+    pub(super) fn on_daemon_exec(&mut self, pid: i32, command: String) {
+        let daemons = self
+            .scripts
+            .iter_mut()
+            .flat_map(|t| t.status.daemons.iter_mut())
+            .chain(self.unattributed.iter_mut());
+        if let Some(daemon) = daemons.into_iter().find(|d| d.pid == pid) {
+            daemon.command = state::cut(&command, state::MAX_COMMAND_KEPT);
+            self.publish();
+        }
     }
 
     /// A watched process ended: expected, a hand-over, or a death that
@@ -215,6 +235,32 @@ impl Supervisor {
         }
         self.publish();
     }
+}
+
+/// A daemon put in the background right before its script exits (or
+/// before a middle process of a double fork exits) is often still the
+/// shell's fork, or a wrapper like `setsid` or `nohup`, when the scan sees
+/// it; `status` and the log line of its death should name `dockerd`, not
+/// `/bin/sh 40-dockerd.sh start`. This looks again for [`EXEC_WAIT`] after
+/// it is adopted, without holding up the supervisor, and posts the command
+/// line whenever it changed. Runs only after a start or a daemon's exit,
+/// never while idle.
+fn follow_exec(pid: i32, mut seen: String, events: UnboundedSender<Event>) {
+    tokio::spawn(async move {
+        let deadline = Instant::now().checked_add(EXEC_WAIT);
+        while deadline.is_some_and(|deadline| Instant::now() < deadline) {
+            tokio::time::sleep(EXEC_POLL).await;
+            match procs::command_of(pid) {
+                // A wrapper (`setsid`, `nohup`, `env`) may exec again: keep looking.
+                Some(command) if command != seen => {
+                    seen = command.clone();
+                    let _ = events.send(Event::DaemonExec { pid, command });
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    });
 }
 
 /// A watched child as `status` lists it.

@@ -246,6 +246,7 @@ impl Supervisor {
             },
             Event::MainExited(exit) => self.on_main_exit(exit),
             Event::DaemonExited { pid, exit } => self.on_daemon_exit(pid, exit),
+            Event::DaemonExec { pid, command } => self.on_daemon_exec(pid, command),
         }
     }
 
