@@ -20,6 +20,13 @@ use crate::harness::wait_until;
 
 const BASE_IMAGE: &str = "dind-init/base:latest";
 
+/// The base image the test images are built from: `DIND_INIT_TEST_BASE_IMAGE`
+/// when set (a worktree's own build, so parallel work on one engine does not
+/// retag each other's image), else [`BASE_IMAGE`].
+fn base_image() -> String {
+    std::env::var("DIND_INIT_TEST_BASE_IMAGE").unwrap_or_else(|_| BASE_IMAGE.to_string())
+}
+
 pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -52,9 +59,10 @@ pub(crate) fn require_engine() {
         "no Docker engine reachable ({}); these tests need one",
         String::from_utf8_lossy(&info.stderr).trim()
     );
+    let base = base_image();
     assert!(
-        docker(&["image", "inspect", BASE_IMAGE]).status.success(),
-        "image {BASE_IMAGE} is missing: run `make base` (or `make test`)"
+        docker(&["image", "inspect", &base]).status.success(),
+        "image {base} is missing: run `make base` (or `make test`)"
     );
 }
 
@@ -98,7 +106,10 @@ impl TestImage {
         }
         fs::write(
             context.join("Dockerfile"),
-            format!("FROM {BASE_IMAGE}\nCOPY init.d/ /etc/dind-init/init.d/\n"),
+            format!(
+                "FROM {}\nCOPY init.d/ /etc/dind-init/init.d/\n",
+                base_image()
+            ),
         )
         .unwrap();
         docker_ok(&["build", "-q", "-t", &tag, context.to_str().unwrap()]);
@@ -461,6 +472,50 @@ fn a_healthcheck_with_dind_init_status_reports_healthy() {
     wait_until("docker reports the container healthy", || {
         container.inspect("{{.State.Health.Status}}") == "healthy"
     });
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_killed_daemon_turns_the_docker_healthcheck_unhealthy() {
+    let (_image, container) = started(
+        "daemon-health",
+        &[(
+            "40-daemon.sh",
+            r#"case "$1" in
+start) sleep 100000 & echo $! > /tmp/daemon.pid ;;
+stop) kill "$(cat /tmp/daemon.pid)" 2>/dev/null; true ;;
+esac"#,
+        )],
+        false,
+        &[
+            "--health-cmd",
+            "dind-init status",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+    );
+    wait_until("docker reports the container healthy", || {
+        container.inspect("{{.State.Health.Status}}") == "healthy"
+    });
+    container.exec_ok(&["sh", "-c", "kill -9 \"$(cat /tmp/daemon.pid)\""]);
+    wait_until("docker reports the container unhealthy", || {
+        container.inspect("{{.State.Health.Status}}") == "unhealthy"
+    });
+    let status: Value =
+        serde_json::from_slice(&container.exec(&["dind-init", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["scripts"][0]["state"], "degraded", "{status}");
+    assert_eq!(
+        status["scripts"][0]["daemon_exit"]["how"],
+        "killed by SIGKILL"
+    );
+    let logs = container.logs();
+    assert!(
+        logs.contains("[40-daemon.sh] daemon ")
+            && logs.contains("(sleep 100000) killed by SIGKILL"),
+        "{logs}"
+    );
 }
 
 #[test]

@@ -233,7 +233,6 @@ mod tests {
     #[test]
     fn reaction_table() {
         use DaemonExitPolicy as P;
-        use Phase::{Quiesced, Quiescing, Running, ShuttingDown};
         use Reaction as R;
         use ScriptState as S;
         let killed = ChildExit::Signaled(9);
@@ -242,178 +241,58 @@ mod tests {
             after: FIRST_BACKOFF,
         };
         let max = MAX_RESTARTS;
-        // (policy, phase, shutting down, state, exit, successors, recent restarts) -> reaction
+        // While running: (policy, state, exit, successors, recent restarts) -> reaction
         let rows = [
-            (
-                P::Degrade,
-                Running,
-                false,
-                S::Started,
-                killed,
-                0,
-                0,
-                R::Degrade,
-            ),
-            (
-                P::Degrade,
-                Phase::Starting,
-                false,
-                S::Started,
-                killed,
-                0,
-                0,
-                R::Degrade,
-            ),
-            (
-                P::Degrade,
-                Running,
-                false,
-                S::Degraded,
-                killed,
-                0,
-                0,
-                R::Degrade,
-            ),
-            (
-                P::Shutdown,
-                Running,
-                false,
-                S::Started,
-                killed,
-                0,
-                0,
-                R::Shutdown,
-            ),
-            (P::Restart, Running, false, S::Started, killed, 0, 0, first),
-            (
-                P::Restart,
-                Running,
-                false,
-                S::Started,
-                killed,
-                0,
-                max,
-                R::RestartLimit,
-            ),
-            (
-                P::Restart,
-                Running,
-                false,
-                S::Degraded,
-                killed,
-                0,
-                0,
-                R::Degrade,
-            ),
+            (P::Degrade, S::Started, killed, 0, 0, R::Degrade),
+            (P::Degrade, S::Degraded, killed, 0, 0, R::Degrade),
+            (P::Shutdown, S::Started, killed, 0, 0, R::Shutdown),
+            (P::Restart, S::Started, killed, 0, 0, first),
+            (P::Restart, S::Started, killed, 0, max, R::RestartLimit),
+            (P::Restart, S::Degraded, killed, 0, 0, R::Degrade),
             // A clean exit that leaves a successor is a hand-over; one that does not is a death.
-            (
-                P::Shutdown,
-                Running,
-                false,
-                S::Started,
-                clean,
-                1,
-                0,
-                R::HandedOver,
-            ),
-            (
-                P::Degrade,
-                Running,
-                false,
-                S::Started,
-                clean,
-                0,
-                0,
-                R::Degrade,
-            ),
-            (
-                P::Degrade,
-                Running,
-                false,
-                S::Started,
-                killed,
-                1,
-                0,
-                R::Degrade,
-            ),
-            // Expected: during stops, quiesce, shutdown, or a script not started.
-            (
-                P::Shutdown,
-                Quiescing,
-                false,
-                S::Started,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
-            (
-                P::Shutdown,
-                Quiesced,
-                false,
-                S::Stopped,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
-            (
-                P::Shutdown,
-                ShuttingDown,
-                false,
-                S::Started,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
-            (
-                P::Shutdown,
-                Running,
-                true,
-                S::Started,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
-            (
-                P::Restart,
-                Running,
-                false,
-                S::Stopping,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
-            (
-                P::Restart,
-                Running,
-                false,
-                S::Starting,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
-            (
-                P::Degrade,
-                Running,
-                false,
-                S::StartFailed,
-                killed,
-                0,
-                0,
-                R::Expected,
-            ),
+            (P::Shutdown, S::Started, clean, 1, 0, R::HandedOver),
+            (P::Degrade, S::Started, clean, 0, 0, R::Degrade),
+            (P::Degrade, S::Started, killed, 1, 0, R::Degrade),
+            // A script that is not started: its stop or restart is under way, or its start failed.
+            (P::Restart, S::Stopping, killed, 0, 0, R::Expected),
+            (P::Restart, S::Starting, killed, 0, 0, R::Expected),
+            (P::Degrade, S::StartFailed, killed, 0, 0, R::Expected),
         ];
-        for (policy, phase, down, state, exit, successors, recent, expected) in rows {
-            assert_eq!(
-                reaction(policy, phase, down, state, exit, successors, recent),
-                expected,
-                "{policy:?} {phase} {down} {state:?} {exit:?} {successors} {recent}"
+        for (policy, state, exit, successors, recent, expected) in rows {
+            let running = reaction(
+                policy,
+                Phase::Running,
+                false,
+                state,
+                exit,
+                successors,
+                recent,
             );
+            assert_eq!(
+                running, expected,
+                "{policy:?} {state:?} {exit:?} {successors} {recent}"
+            );
+        }
+        // During a start round an earlier script's daemon is watched too.
+        let starting = reaction(
+            P::Shutdown,
+            Phase::Starting,
+            false,
+            S::Started,
+            killed,
+            0,
+            0,
+        );
+        assert_eq!(starting, R::Shutdown);
+        // Expected during a quiesce, while quiesced, and once a shutdown is asked for or runs.
+        for (phase, down) in [
+            (Phase::Quiescing, false),
+            (Phase::Quiesced, false),
+            (Phase::ShuttingDown, false),
+            (Phase::Running, true),
+        ] {
+            let expected = reaction(P::Shutdown, phase, down, S::Started, killed, 0, 0);
+            assert_eq!(expected, R::Expected, "{phase} {down}");
         }
     }
 
