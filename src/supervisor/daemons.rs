@@ -6,9 +6,10 @@
 //! Attribution, in this order:
 //! 1. in the main command's process group: unattributed (the main
 //!    command's business);
-//! 2. in the process group or session of a daemon a script's start left
-//!    (running or gone): that script (a daemon's own children, a
-//!    double-forked successor);
+//! 2. in the process group of one of a script's start runs, or in the
+//!    process group or session of a daemon its start left (running or
+//!    gone): that script (a daemon's own children, a double-forked
+//!    successor, what a start in flight put in the background);
 //! 3. found right after a script's start ended (the scan after each start),
 //!    or right after a daemon of a script exited (its orphans appear then):
 //!    that script;
@@ -46,8 +47,9 @@ pub enum Owner {
     Unattributed,
 }
 
-/// What ties processes to a script: the pid, process group and session of
-/// every daemon its start left, still running or gone.
+/// What ties processes to a script: the process group of each of its start
+/// runs, and the pid, process group and session of every daemon its start
+/// left, still running or gone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keys(Vec<i32>);
 
@@ -60,9 +62,16 @@ impl Keys {
     /// tie nothing to anyone.
     pub fn add(&mut self, child: &ChildProcess, own: (i32, i32)) {
         for key in [child.pid, child.pgid, child.sid] {
-            if key > 0 && key != own.0 && key != own.1 && !self.0.contains(&key) {
-                self.0.push(key);
-            }
+            self.add_key(key, own);
+        }
+    }
+
+    /// Adds the process group of a start run (the script's pid): what its
+    /// start puts in the background while it still runs is its own, even
+    /// when a daemon of another script dies meanwhile.
+    pub fn add_key(&mut self, key: i32, own: (i32, i32)) {
+        if key > 0 && key != own.0 && key != own.1 && !self.0.contains(&key) {
+            self.0.push(key);
         }
         if let Some(excess) = self.0.len().checked_sub(MAX_KEYS) {
             self.0.drain(..excess);
@@ -180,7 +189,10 @@ mod tests {
         first.add(&child(10, 9, 1), OWN);
         let mut second = Keys::default();
         second.add(&child(20, 20, 20), OWN);
-        let scripts = [&first, &second];
+        // Script 2's start runs now, as pid (and process group) 60.
+        let mut third = Keys::default();
+        third.add_key(60, OWN);
+        let scripts = [&first, &second, &third];
         let main = Some(50);
         let rows = [
             // A daemon's child in its group, found after a later start: the daemon's script.
@@ -192,6 +204,8 @@ mod tests {
             (child(30, 30, 30), AfterStart(1), Script(1)),
             (child(31, 1, 1), AfterDaemonExit(Some(0)), Script(0)),
             (child(32, 32, 32), AfterDaemonExit(None), Unattributed),
+            // Put in the background by the start in flight, seen when another script's daemon died.
+            (child(61, 60, 1), AfterDaemonExit(Some(0)), Script(2)),
             // The main command's orphans are its own, whatever the moment.
             (child(51, 50, 1), AfterStart(0), Unattributed),
         ];

@@ -53,6 +53,12 @@ impl Supervisor {
             }
         };
         tracing::info!("{label} (pid {})", running.pid);
+        if action == Action::Start
+            && let Some(tracked) = self.scripts.get_mut(index)
+        {
+            // What this start puts in the background is its own (`daemons::attribute`).
+            tracked.keys.add_key(running.pid.as_raw(), self.own_ids);
+        }
         let timeout = match action {
             Action::Start => self.config.start_timeout,
             Action::Stop => self.config.stop_timeout,
