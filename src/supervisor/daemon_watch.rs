@@ -52,12 +52,8 @@ impl Supervisor {
             };
             match script {
                 Some((index, tracked)) => {
-                    tracing::info!(
-                        "[{}] daemon {} ({}) watched",
-                        tracked.script.name,
-                        info.pid,
-                        info.command
-                    );
+                    // The command may still be the script's fork: `follow_exec` names it later.
+                    tracing::info!("[{}] watching daemon {}", tracked.script.name, info.pid);
                     tracked.keys.add(&child, own_ids);
                     tracked.status.daemons.push(info);
                     if matches!(moment, Moment::AfterStart(i) | Moment::AfterDaemonExit(Some(i)) if i == index)
