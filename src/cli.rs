@@ -1,10 +1,10 @@
 //! The command line of both roles of the one binary: the init (`dind-init
 //! [OPTIONS] [-- CMD ARGS...]`) and the client subcommands (`status`,
-//! `quiesce`, `resume`). Every init option is also an environment variable,
+//! `quiesce`, `resume`, `logs`). Every init option is also an environment variable,
 //! so an image can set them with `ENV`; a flag wins over its variable.
 //!
 //! Parsed by hand rather than with clap: the grammar is a dozen long options
-//! and three subcommands, and clap was a sixth of the binary (see the README's
+//! and four subcommands, and clap was a sixth of the binary (see the README's
 //! benchmark section). `parse` is pure (arguments and environment in, a
 //! decision out) and unit-tested here.
 

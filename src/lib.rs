@@ -22,7 +22,7 @@
 //! - [`state`]: the persistent state file (boot count, quiesce history), written atomically.
 //! - [`status`]: the status snapshot published by the supervisor and its human rendering.
 //! - [`control`]: the unix-socket protocol, its server (inside PID 1) and its client call.
-//! - [`client`]: the `status`, `quiesce` and `resume` subcommands: output and exit codes.
+//! - [`client`]: the `status`, `quiesce`, `resume` and `logs` subcommands: output and exit codes.
 //! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
 //! - [`logging`]: the one-line log format of dind-init's own messages.
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.

@@ -1,5 +1,5 @@
 //! Entry point: one binary, two roles. With a subcommand (`status`,
-//! `quiesce`, `resume`) it is a client of a running dind-init; otherwise it
+//! `quiesce`, `resume`, `logs`) it is a client of a running dind-init; otherwise it
 //! is the init itself.
 
 use std::process::ExitCode;

@@ -453,6 +453,8 @@ mod tests {
             script("b.sh", ScriptState::StartFailed),
         ];
         assert!(!Status::compute_healthy(Phase::Running, &failed, None));
+        let degraded = vec![script("a.sh", ScriptState::Degraded)];
+        assert!(!Status::compute_healthy(Phase::Running, &degraded, None));
         let main_gone = MainStatus {
             command: vec![],
             pid: None,
