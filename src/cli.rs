@@ -1,11 +1,11 @@
 //! The command line of both roles of the one binary: the init (`dind-init
 //! [OPTIONS] [-- CMD ARGS...]`) and the client subcommands (`status`,
-//! `quiesce`, `resume`, and `snapshot` on the host, parsed in `snapshot`).
-//! Every init option is also an environment variable, so an image can set
-//! them with `ENV`; a flag wins over its variable.
+//! `quiesce`, `resume`, `logs`, and `snapshot` on the host, parsed in
+//! `snapshot`). Every init option is also an environment variable, so an
+//! image can set them with `ENV`; a flag wins over its variable.
 //!
 //! Parsed by hand rather than with clap: the grammar is a dozen long options
-//! and three subcommands, and clap was a sixth of the binary (see the README's
+//! and four subcommands, and clap was a sixth of the binary (see the README's
 //! benchmark section). `parse` is pure (arguments and environment in, a
 //! decision out) and unit-tested here.
 
@@ -52,6 +52,8 @@ pub enum Command {
     Resume { timeout: Duration },
     /// On the host: quiesce a container through its engine and commit it.
     Snapshot(crate::snapshot::SnapshotRequest),
+    /// Print the last lines of one script's output that the init kept.
+    Logs { script: String },
 }
 
 /// What the command line asks for.
@@ -87,6 +89,7 @@ Usage:
   dind-init status [--json] [--wait PHASE] [--timeout S]
   dind-init quiesce [--timeout S]            exit 0 only when safe to docker commit
   dind-init resume [--timeout S]             run the starts again after a quiesce
+  dind-init logs SCRIPT                      the last lines of a script's output
   dind-init snapshot [--engine docker|podman] [--timeout S] [--resume|--rm] CONTAINER IMAGE
                                              on the host: quiesce, commit if safe, resume
 
@@ -99,6 +102,7 @@ Options (each also an environment variable; the flag wins):
   --grace S                 DIND_INIT_GRACE           [5] SIGTERM to SIGKILL at shutdown
   --settle S                DIND_INIT_SETTLE          [2] wait for strays after the stops
   --on-start-failure MODE   DIND_INIT_ON_START_FAILURE [abort] abort | continue
+  --on-daemon-exit MODE     DIND_INIT_ON_DAEMON_EXIT  [degrade] degrade | restart | shutdown
   --log-level LEVEL         DIND_INIT_LOG_LEVEL       [info; warn when there are no scripts]
   --quiesce-signal SIG      DIND_INIT_QUIESCE_SIGNAL  [USR1] a signal name or number, or none
   --resume-signal SIG       DIND_INIT_RESUME_SIGNAL   [USR2] (a signal without a role is
@@ -116,7 +120,7 @@ PHASE: starting, running, quiescing, quiesced, shutting-down. S: seconds, fracti
 }
 
 /// The init options that take a value: flag, environment variable.
-const INIT_OPTIONS: [(&str, &str); 11] = [
+const INIT_OPTIONS: [(&str, &str); 12] = [
     ("--quiesce-signal", "DIND_INIT_QUIESCE_SIGNAL"),
     ("--resume-signal", "DIND_INIT_RESUME_SIGNAL"),
     ("--init-dir", "DIND_INIT_DIR"),
@@ -127,6 +131,7 @@ const INIT_OPTIONS: [(&str, &str); 11] = [
     ("--grace", "DIND_INIT_GRACE"),
     ("--settle", "DIND_INIT_SETTLE"),
     ("--on-start-failure", "DIND_INIT_ON_START_FAILURE"),
+    ("--on-daemon-exit", "DIND_INIT_ON_DAEMON_EXIT"),
     ("--log-level", "DIND_INIT_LOG_LEVEL"),
 ];
 
@@ -159,7 +164,7 @@ where
                 )));
             }
             "help" => return Ok(Parsed::Help(help())),
-            "status" | "quiesce" | "resume" => {
+            "status" | "quiesce" | "resume" | "logs" => {
                 match parse_subcommand(text, &mut args, &mut given)? {
                     Some(parsed) => command = Some(parsed),
                     None => return Ok(Parsed::Help(subcommand_help(text))),
@@ -223,6 +228,8 @@ fn init_config(
         settle: value_of(lookup("--settle"), parse_seconds)?.unwrap_or(defaults.settle),
         on_start_failure: value_of(lookup("--on-start-failure"), str::parse)?
             .unwrap_or(defaults.on_start_failure),
+        on_daemon_exit: value_of(lookup("--on-daemon-exit"), str::parse)?
+            .unwrap_or(defaults.on_daemon_exit),
         log_level: value_of(lookup("--log-level"), str::parse)?.or(defaults.log_level),
         signals: signal_roles(lookup, defaults.signals)?,
         main_command,
@@ -344,6 +351,10 @@ fn subcommand_help(name: &str) -> String {
             "status [--json[=true|false]] [--wait PHASE] [--timeout S] [--socket PATH]",
             "Prints the phase, each script's state and the boot history. Exit 0 when\nrunning and healthy, 1 otherwise, 3 when no dind-init answers. With --wait,\nblocks until PHASE (starting, running, quiescing, quiesced, shutting-down).",
         ),
+        "logs" => (
+            "logs SCRIPT [--socket PATH]",
+            "Prints the last lines (up to 20, or 8 KiB) of SCRIPT's output that the init\nkept: its start, its stop and its daemons, control characters escaped. Exit 1\nwhen there is no such script.",
+        ),
         "quiesce" => (
             "quiesce [--timeout S] [--socket PATH]",
             "Stops every script in reverse and waits. Exit 0 only when the container is\nsafe to docker commit; otherwise 1 and the reason.",
@@ -368,10 +379,19 @@ fn parse_subcommand(
     let mut json = false;
     let mut wait = None;
     let mut timeout = DEFAULT_CLIENT_TIMEOUT;
+    let mut script = None;
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy();
         let (flag, inline) = split_flag(&text);
         match flag {
+            _ if name == "logs" && script.is_none() && !text.starts_with('-') => {
+                script = Some(text.into_owned());
+            }
+            "--timeout" if name == "logs" => {
+                return Err(UsageError(format!(
+                    "`dind-init {name}` does not take `{text}`"
+                )));
+            }
             "--json" if name == "status" => {
                 json = match inline.as_ref().map(|v| v.to_string_lossy()) {
                     None => true,
@@ -409,6 +429,10 @@ fn parse_subcommand(
             timeout,
         },
         "quiesce" => Command::Quiesce { timeout },
+        "logs" => Command::Logs {
+            script: script
+                .ok_or_else(|| UsageError("`dind-init logs` needs a SCRIPT name".into()))?,
+        },
         _ => Command::Resume { timeout },
     }))
 }
@@ -438,7 +462,7 @@ pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::StartFailurePolicy;
+    use crate::config::{DaemonExitPolicy, StartFailurePolicy};
 
     fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Parsed, UsageError> {
         let env: Vec<(String, String)> = env
@@ -539,7 +563,7 @@ mod tests {
 
     #[test]
     fn subcommand_help_is_help_not_an_error() {
-        for name in ["status", "quiesce", "resume"] {
+        for name in ["status", "quiesce", "resume", "logs"] {
             match parse_with(&[name, "--help"], &[]) {
                 Ok(Parsed::Help(text)) => {
                     assert!(
@@ -585,6 +609,19 @@ mod tests {
         assert_eq!(cli.config.init_dir, PathBuf::from("/from/env"));
         assert!(cli.config.init_dir_explicit);
         assert_eq!(cli.config.on_start_failure, StartFailurePolicy::Continue);
+        let cli = run(
+            &["--on-daemon-exit=restart"],
+            &[("DIND_INIT_ON_DAEMON_EXIT", "shutdown")],
+        );
+        assert_eq!(cli.config.on_daemon_exit, DaemonExitPolicy::Restart);
+        let cli = run(&[], &[("DIND_INIT_ON_DAEMON_EXIT", "shutdown")]);
+        assert_eq!(cli.config.on_daemon_exit, DaemonExitPolicy::Shutdown);
+        assert_eq!(
+            parse_with(&["--on-daemon-exit", "ignore"], &[])
+                .unwrap_err()
+                .0,
+            "--on-daemon-exit: `ignore` is not `degrade`, `restart` or `shutdown`"
+        );
     }
 
     #[test]
@@ -616,6 +653,19 @@ mod tests {
         assert_eq!(cli.config.socket, PathBuf::from("/x"));
         let cli = run(&["status"], &[("DIND_INIT_SOCKET", "/env")]);
         assert_eq!(cli.config.socket, PathBuf::from("/env"));
+        let cli = run(&["logs", "10-db.sh", "--socket=/y"], &[]);
+        assert_eq!(
+            cli.command,
+            Some(Command::Logs {
+                script: "10-db.sh".into()
+            })
+        );
+        assert_eq!(cli.config.socket, PathBuf::from("/y"));
+        assert_eq!(
+            parse_with(&["logs"], &[]).unwrap_err().0,
+            "`dind-init logs` needs a SCRIPT name"
+        );
+        assert!(parse_with(&["logs", "a.sh", "b.sh"], &[]).is_err());
     }
 
     #[test]

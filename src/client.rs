@@ -1,4 +1,4 @@
-//! The client role: `dind-init status|quiesce|resume`, their output and
+//! The client role: `dind-init status|quiesce|resume|logs`, their output and
 //! their exit codes (0 yes, 1 no, 2 a usage error, 3 no dind-init answers).
 
 use std::path::Path;
@@ -19,6 +19,7 @@ const ANSWER_SLACK: Duration = Duration::from_secs(5);
 
 pub fn run(socket: &Path, command: Command) -> i32 {
     let (request, wait, json) = match command {
+        Command::Logs { script } => return logs(socket, &script),
         Command::Status {
             json, wait: None, ..
         } => (Request::Status, Duration::from_secs(10), json),
@@ -58,15 +59,59 @@ pub fn run(socket: &Path, command: Command) -> i32 {
     };
     match answer {
         Ok(response) => report(&request, response, json),
-        Err(ClientError::Unreachable(message)) => {
+        Err(error) => failed_call(error),
+    }
+}
+
+/// Says why a call failed; the exit code.
+fn failed_call(error: ClientError) -> i32 {
+    match error {
+        ClientError::Unreachable(message) => {
             eprintln!("dind-init: {message}");
             EXIT_UNREACHABLE
         }
-        Err(ClientError::Protocol(message)) => {
+        ClientError::Protocol(message) => {
             eprintln!("dind-init: {message}");
             EXIT_NO
         }
     }
+}
+
+/// `dind-init logs SCRIPT`: the tail of one script's output, from the status.
+fn logs(socket: &Path, name: &str) -> i32 {
+    let status = match control::request(socket, &Request::Status, Duration::from_secs(10)) {
+        Ok(Response {
+            status: Some(status),
+            ..
+        }) => status,
+        Ok(response) => {
+            eprintln!(
+                "dind-init: {}",
+                response
+                    .error
+                    .as_deref()
+                    .unwrap_or("no status in the answer")
+            );
+            return EXIT_NO;
+        }
+        Err(error) => return failed_call(error),
+    };
+    let Some(script) = status.scripts.iter().find(|s| s.name == name) else {
+        let names: Vec<_> = status.scripts.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "dind-init: no script `{name}` in this round; scripts: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        return EXIT_NO;
+    };
+    for line in &script.tail {
+        println!("{line}");
+    }
+    EXIT_OK
 }
 
 /// Sends `request` as soon as a dind-init answers on `socket`, trying again

@@ -36,6 +36,8 @@ pub struct Config {
     pub settle: Duration,
     /// What a failed start leads to.
     pub on_start_failure: StartFailurePolicy,
+    /// What the exit of a daemon a start left running leads to.
+    pub on_daemon_exit: DaemonExitPolicy,
     /// Least severe level of dind-init's own log lines; `None`: info, or
     /// only warnings and errors when there are no init.d scripts.
     pub log_level: Option<LogLevel>,
@@ -59,6 +61,7 @@ impl Default for Config {
             grace: Duration::from_secs(5),
             settle: Duration::from_secs(2),
             on_start_failure: StartFailurePolicy::Abort,
+            on_daemon_exit: DaemonExitPolicy::Degrade,
             log_level: None,
             signals: SignalRoles::default(),
             main_command: Vec::new(),
@@ -114,6 +117,33 @@ impl FromStr for StartFailurePolicy {
             "abort" => Ok(StartFailurePolicy::Abort),
             "continue" => Ok(StartFailurePolicy::Continue),
             _ => Err(format!("`{text}` is not `abort` or `continue`")),
+        }
+    }
+}
+
+/// What dind-init does when a daemon a script's start left running exits
+/// outside that script's `stop` (the script is `degraded` in every case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DaemonExitPolicy {
+    /// Log it; status is unhealthy until a quiesce and resume or a restart.
+    Degrade,
+    /// Run the script's `stop`, then its `start`, with back-off and a limit per minute.
+    Restart,
+    /// Stop everything and exit with `EXIT_DAEMON_EXITED`.
+    Shutdown,
+}
+
+impl FromStr for DaemonExitPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "degrade" => Ok(DaemonExitPolicy::Degrade),
+            "restart" => Ok(DaemonExitPolicy::Restart),
+            "shutdown" => Ok(DaemonExitPolicy::Shutdown),
+            _ => Err(format!(
+                "`{text}` is not `degrade`, `restart` or `shutdown`"
+            )),
         }
     }
 }

@@ -20,6 +20,10 @@ pub enum Event {
     Control(ControlRequest),
     /// The main command ended.
     MainExited(ChildExit),
+    /// A watched process re-parented to dind-init (a script's daemon) ended.
+    DaemonExited { pid: i32, exit: ChildExit },
+    /// A watched daemon seen as its script's fork has exec'd this command.
+    DaemonExec { pid: i32, command: String },
 }
 
 /// How the supervisor answers a control request once it is done: the status

@@ -13,19 +13,21 @@
 //! - [`event`]: what reaches the supervisor (signals, control requests, the main
 //!   command's exit) and its typed answers; shared by both sides, owned by neither.
 //! - [`supervisor`]: the one owner of mutable state; one file per lifecycle stage,
-//!   its decisions pure and table-tested in [`supervisor::intent`].
+//!   its decisions pure and table-tested in [`supervisor::intent`] and, for the
+//!   daemons a start leaves running, [`supervisor::daemons`].
 //! - [`script`]: spawning one `SCRIPT start|stop` with its environment, log prefix and timeout.
 //! - [`reaper`]: the single `waitpid(-1)` caller, handing exit statuses to whoever waits for them.
 //! - [`signals`]: the signalfd reader: forwards to the main command, wakes the reaper, posts events.
-//! - [`procs`]: reading `/proc` to find the processes left behind (strays).
+//! - [`procs`]: reading `/proc` to find the processes left behind (strays) and our children.
 //! - [`state`]: the persistent state file (boot count, quiesce history), written atomically.
 //! - [`status`]: the status snapshot published by the supervisor and its human rendering.
 //! - [`control`]: the unix-socket protocol, its server (inside PID 1) and its client call.
-//! - [`client`]: the `status`, `quiesce` and `resume` subcommands: output and exit codes.
+//! - [`client`]: the `status`, `quiesce`, `resume` and `logs` subcommands: output and exit codes.
 //! - [`snapshot`]: `dind-init snapshot` on the host: quiesce through the engine, commit with labels.
 //! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
 //! - [`logging`]: the one-line log format of dind-init's own messages.
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
+//! - [`tail`]: the last lines of each script's output, bounded and escaped, for `status` and `logs`.
 //! - [`sys`]: the few system calls that need `unsafe`.
 //! - [`text`]: untrusted text (file names, command lines) escaped for printing.
 
@@ -62,6 +64,7 @@ pub mod state;
 pub mod status;
 pub mod supervisor;
 pub mod sys;
+pub mod tail;
 pub mod text;
 
 /// What `dind-init --version` prints after the name: version, git commit and target triple.

@@ -1,6 +1,6 @@
 //! Entry point: one binary, two roles. With a subcommand (`status`,
-//! `quiesce`, `resume`; `snapshot` on the host) it is a client of a running
-//! dind-init; otherwise it is the init itself.
+//! `quiesce`, `resume`, `logs`; `snapshot` on the host) it is a client of a
+//! running dind-init; otherwise it is the init itself.
 
 use std::process::ExitCode;
 

@@ -99,6 +99,98 @@ pub fn descendants(table: &[ProcessInfo], root: i32) -> Vec<ProcessInfo> {
     found
 }
 
+/// A child of ours as the daemon watch needs it: what ties it to whoever
+/// started it (process group and session) and when it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildProcess {
+    pub pid: i32,
+    /// Process group: a daemon put in the background by a script keeps the
+    /// script's; one that called `setsid` has its own.
+    pub pgid: i32,
+    /// Session: shared by everything dind-init started, unless `setsid`.
+    pub sid: i32,
+    /// `starttime` of `/proc/PID/stat`: clock ticks after the host booted.
+    pub start_ticks: u64,
+    /// Already exited and waiting to be reaped.
+    pub zombie: bool,
+    /// The command line, or `[comm]` when it is empty.
+    pub command: String,
+}
+
+/// Ticks per second of `starttime`: `USER_HZ`, which the kernel fixes at
+/// 100 for `/proc` on every architecture dind-init is built for.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// The parent, process group, session and start time of a `/proc/PID/stat`
+/// line, counted from the last `)` as in [`parse_stat`].
+pub fn parse_stat_ids(line: &str) -> Option<(i32, i32, i32, u64)> {
+    let close = line.rfind(')')?;
+    let fields: Vec<&str> = line
+        .get(close.checked_add(1)?..)?
+        .split_whitespace()
+        .collect();
+    // After the command: state (field 3), ppid (4), pgrp (5), session (6), ... starttime (22).
+    let field = |n: usize| fields.get(n.checked_sub(3)?).copied();
+    Some((
+        field(4)?.parse().ok()?,
+        field(5)?.parse().ok()?,
+        field(6)?.parse().ok()?,
+        field(22)?.parse().ok()?,
+    ))
+}
+
+/// Every child of `parent` visible in `/proc` now.
+pub fn children(parent: i32) -> Vec<ChildProcess> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (ppid, pgid, sid, start_ticks) = parse_stat_ids(&stat)?;
+            if ppid != parent {
+                return None;
+            }
+            let process = read_process(pid)?;
+            Some(ChildProcess {
+                pid,
+                pgid,
+                sid,
+                start_ticks,
+                zombie: process.state == 'Z',
+                command: process.command,
+            })
+        })
+        .collect()
+}
+
+/// The command line of `pid` now, if it has one: a process that is
+/// exiting (or a zombie) has none any more.
+pub fn command_of(pid: i32) -> Option<String> {
+    render_cmdline(&fs::read(format!("/proc/{pid}/cmdline")).ok()?)
+}
+
+/// Our own process group and session, which say nothing about who started a child.
+pub fn own_group_and_session() -> (i32, i32) {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    parse_stat_ids(&stat).map_or((0, 0), |(_, pgid, sid, _)| (pgid, sid))
+}
+
+/// Unix seconds at which a process with `start_ticks` started, from the
+/// host's boot time (`btime` of `/proc/stat`).
+pub fn start_unix_seconds(start_ticks: u64) -> Option<u64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    boot.checked_add(start_ticks / TICKS_PER_SECOND)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +227,30 @@ mod tests {
         ];
         let pids: Vec<_> = descendants(&table, 1).iter().map(|p| p.pid).collect();
         assert_eq!(pids, [10, 11, 13]);
+    }
+
+    #[test]
+    fn stat_ids_after_a_tricky_command_name() {
+        let line = "42 (a) b) S 7 40 30 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 12345 0 0";
+        assert_eq!(parse_stat_ids(line), Some((7, 40, 30, 12345)));
+        assert_eq!(parse_stat_ids("42 (short) S 7"), None);
+    }
+
+    #[test]
+    fn our_own_children_are_found() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let own = std::process::id() as i32;
+        let found = children(own);
+        let pid = child.id() as i32;
+        let _ = child.kill();
+        let _ = child.wait();
+        let entry = found.iter().find(|c| c.pid == pid).unwrap();
+        assert_eq!(entry.command, "sleep 5");
+        assert_eq!(entry.pgid, own_group_and_session().0);
+        assert!(start_unix_seconds(entry.start_ticks).is_some());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::procs::{self, ChildProcess};
 use crate::sys::{reset_signals_in_child, signal_name};
 
 /// How a child ended.
@@ -111,6 +112,30 @@ impl Reaper {
         let spawned = self.spawn(command)?;
         self.main_pid.store(spawned.0.id() as i32, Ordering::SeqCst);
         Ok(spawned)
+    }
+
+    /// Watches every child of `own_pid` that nobody waits for yet and that
+    /// is still alive: the daemons a script left running, re-parented to
+    /// us. Their exits then reach the returned receivers like a script's
+    /// does, instead of being swept as orphans, and no other orphan costs
+    /// more than before. The `/proc` scan runs under the lock that every
+    /// sweep holds, so a child cannot be reaped between being seen and
+    /// being watched; zombies (already exited) are left to the sweep.
+    pub fn watch_new_children(
+        &self,
+        own_pid: i32,
+    ) -> Vec<(ChildProcess, oneshot::Receiver<ChildExit>)> {
+        let mut waiters = self.lock();
+        let mut watched = Vec::new();
+        for child in procs::children(own_pid) {
+            if child.zombie || waiters.contains_key(&child.pid) {
+                continue;
+            }
+            let (sender, receiver) = oneshot::channel();
+            waiters.insert(child.pid, sender);
+            watched.push((child, receiver));
+        }
+        watched
     }
 
     /// The running main command, if any.

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::discovery::Script;
 use crate::output::{self, Stream};
 use crate::reaper::{ChildExit, Reaper};
+use crate::tail::{self, SharedTail};
 
 /// Longest log line copied in one piece; longer lines are split, so a
 /// daemon that never writes a newline cannot make PID 1 buffer without end.
@@ -62,12 +63,14 @@ pub struct RunningScript {
     pub drains: Vec<mpsc::UnboundedSender<DrainRequest>>,
 }
 
-/// Spawns `script action` through the reaper and starts copying its output.
+/// Spawns `script action` through the reaper and starts copying its output,
+/// each line also kept in `tail`.
 pub fn spawn(
     reaper: &Reaper,
     script: &Script,
     action: Action,
     env: &ScriptEnv,
+    tail: &SharedTail,
 ) -> io::Result<RunningScript> {
     let mut command = Command::new(&script.path);
     command
@@ -88,11 +91,11 @@ pub fn spawn(
     let stdout = child
         .stdout
         .take()
-        .and_then(|pipe| forward_output(pipe, prefix.clone(), Stream::Stdout));
+        .and_then(|pipe| forward_output(pipe, prefix.clone(), Stream::Stdout, tail.clone()));
     let stderr = child
         .stderr
         .take()
-        .and_then(|pipe| forward_output(pipe, prefix, Stream::Stderr));
+        .and_then(|pipe| forward_output(pipe, prefix, Stream::Stderr, tail.clone()));
     Ok(RunningScript {
         pid: Pid::from_raw(child.id() as i32),
         started,
@@ -119,11 +122,13 @@ pub type DrainRequest = oneshot::Sender<()>;
 
 /// Copies lines from `pipe` to our own stdout or stderr with `prefix`, until
 /// every writer (the script and whatever it left running) has closed it.
-/// Reads in chunks and hands each chunk's lines to the writer at once.
+/// Reads in chunks and hands each chunk's lines to the writer at once; the
+/// last lines of each chunk are also kept in `tail`.
 fn forward_output(
     pipe: impl Into<OwnedFd>,
     prefix: String,
     stream: Stream,
+    tail: SharedTail,
 ) -> Option<mpsc::UnboundedSender<DrainRequest>> {
     let pipe = match pipe::Receiver::from_owned_fd(pipe.into()) {
         Ok(pipe) => pipe,
@@ -134,7 +139,7 @@ fn forward_output(
     };
     let (drain, mut drain_requests) = mpsc::unbounded_channel::<DrainRequest>();
     tokio::spawn(async move {
-        let mut lines = LineSplitter::new(prefix);
+        let mut lines = LineSplitter::new(prefix, Some(tail));
         let mut chunk = vec![0u8; CHUNK];
         loop {
             tokio::select! {
@@ -197,14 +202,34 @@ struct LineSplitter {
     prefix: String,
     /// The start of a line whose end has not been read yet.
     partial: Vec<u8>,
+    /// Where the script's last lines are kept for `status` and `logs`.
+    tail: Option<SharedTail>,
 }
 
 impl LineSplitter {
-    fn new(prefix: String) -> Self {
+    fn new(prefix: String, tail: Option<SharedTail>) -> Self {
         LineSplitter {
             prefix,
             partial: Vec::new(),
+            tail,
         }
+    }
+
+    /// Keeps the last lines of `out` (prefixed lines) in the tail: only as
+    /// many as it holds, so a burst costs it one update per chunk.
+    fn keep_tail(&self, out: &[u8]) {
+        let Some(tail) = &self.tail else { return };
+        if out.is_empty() {
+            return;
+        }
+        let mut last: Vec<&[u8]> = out
+            .split_inclusive(|&b| b == b'\n')
+            .rev()
+            .take(tail::MAX_LINES)
+            .map(|line| line.get(self.prefix.len()..).unwrap_or(line))
+            .collect();
+        last.reverse();
+        tail.record_lines(last);
     }
 
     /// The whole lines of `partial` + `chunk`, each prefixed, as one buffer.
@@ -222,6 +247,7 @@ impl LineSplitter {
                 rest = left;
             }
         }
+        self.keep_tail(&out);
         out
     }
 
@@ -231,6 +257,7 @@ impl LineSplitter {
         if !self.partial.is_empty() {
             self.emit(&mut out);
         }
+        self.keep_tail(&out);
         out
     }
 
@@ -249,7 +276,7 @@ mod tests {
 
     #[test]
     fn lines_are_prefixed_across_chunks_and_long_ones_are_cut() {
-        let mut lines = LineSplitter::new("[a] ".into());
+        let mut lines = LineSplitter::new("[a] ".into(), None);
         assert_eq!(lines.split(b"one\ntw"), b"[a] one\n");
         assert_eq!(lines.split(b"o\nthree\nfo"), b"[a] two\n[a] three\n");
         assert_eq!(lines.finish(), b"[a] fo\n");

@@ -211,7 +211,7 @@ pub fn bounded_strays(strays: &[ProcessInfo]) -> Vec<ProcessInfo> {
 }
 
 /// `text` cut to at most `limit` bytes at a character boundary, marked with `…`.
-fn cut(text: &str, limit: usize) -> String {
+pub fn cut(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_string();
     }

@@ -33,6 +33,49 @@ pub struct Status {
     pub main: Option<MainStatus>,
     /// Processes left after the last quiesce's stops (empty when none).
     pub strays: Vec<ProcessInfo>,
+    /// When `running` was last reached (RFC 3339 UTC); null before.
+    #[serde(default)]
+    pub running_since: Option<String>,
+    /// This boot's phases, oldest first (bounded), with how long each took.
+    #[serde(default)]
+    pub phases: Vec<PhaseSpan>,
+    /// Processes re-parented to dind-init that no script's start left
+    /// (a main command's orphans, or found when no start or daemon explains them).
+    #[serde(default)]
+    pub unattributed: Vec<DaemonInfo>,
+}
+
+/// One phase this boot went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseSpan {
+    pub phase: Phase,
+    /// When it began (RFC 3339 UTC).
+    pub at: String,
+    /// How long it lasted; null for the current phase.
+    pub duration_ms: Option<u64>,
+}
+
+/// A process a script's start left running, watched by dind-init.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: i32,
+    /// Its command line (`[comm]` when empty), cut to a few hundred bytes.
+    pub command: String,
+    /// When it started (RFC 3339 UTC).
+    pub started_at: String,
+}
+
+/// How a watched daemon ended outside its script's `stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonExit {
+    pub pid: i32,
+    pub command: String,
+    /// When dind-init reaped it (RFC 3339 UTC).
+    pub at: String,
+    /// `exited with code N` or `killed by SIGNAME`.
+    pub how: String,
+    /// The exit code, 128 + signal when killed.
+    pub exit_code: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +84,8 @@ pub enum ScriptState {
     Pending,
     Starting,
     Started,
+    /// Started, then a daemon its start left running exited outside its stop.
+    Degraded,
     StartFailed,
     Stopping,
     Stopped,
@@ -53,6 +98,7 @@ impl ScriptState {
             ScriptState::Pending => "pending",
             ScriptState::Starting => "starting",
             ScriptState::Started => "started",
+            ScriptState::Degraded => "degraded",
             ScriptState::StartFailed => "start-failed",
             ScriptState::Stopping => "stopping",
             ScriptState::Stopped => "stopped",
@@ -107,6 +153,42 @@ pub struct ScriptStatus {
     pub state: ScriptState,
     pub start: Option<RunResult>,
     pub stop: Option<RunResult>,
+    /// The processes its start left running, watched (none when empty).
+    #[serde(default)]
+    pub daemons: Vec<DaemonInfo>,
+    /// The latest daemon exit outside its stop, when there was one.
+    #[serde(default)]
+    pub daemon_exit: Option<DaemonExit>,
+    /// How many times `--on-daemon-exit=restart` restarted it this round.
+    #[serde(default)]
+    pub restarts: u32,
+    /// The last lines of its output (start, stop and its daemons), escaped.
+    #[serde(default)]
+    pub tail: Vec<String>,
+}
+
+impl ScriptStatus {
+    /// A script not run yet.
+    pub fn pending(name: &str) -> Self {
+        ScriptStatus {
+            name: name.to_string(),
+            state: ScriptState::Pending,
+            start: None,
+            stop: None,
+            daemons: Vec::new(),
+            daemon_exit: None,
+            restarts: 0,
+            tail: Vec::new(),
+        }
+    }
+
+    /// Whether its start or stop failed: `status` then shows its output's tail.
+    pub fn failed(&self) -> bool {
+        [&self.start, &self.stop]
+            .into_iter()
+            .flatten()
+            .any(|run| run.outcome != Outcome::Succeeded)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +225,9 @@ impl Status {
             scripts: Vec::new(),
             main: None,
             strays: Vec::new(),
+            running_since: None,
+            phases: Vec::new(),
+            unattributed: Vec::new(),
         }
     }
 
@@ -195,6 +280,9 @@ pub fn render_table(status: &Status) -> String {
         .map(|b| format!(", since {}", b.at))
         .unwrap_or_default();
     let _ = writeln!(out, "boot:    {}{restored}{since}", status.boot.boot);
+    if !status.phases.is_empty() {
+        let _ = writeln!(out, "phases:  {}", describe_phases(&status.phases));
+    }
     if let Some(main) = &status.main {
         let pid = main.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
         let code = main
@@ -223,6 +311,13 @@ pub fn render_table(status: &Status) -> String {
             let _ = writeln!(out, "  {:>7} {}", stray.pid, stray.command);
         }
     }
+    if !status.unattributed.is_empty() {
+        let _ = writeln!(
+            out,
+            "unattributed: {}",
+            describe_daemons(&status.unattributed)
+        );
+    }
     if status.scripts.is_empty() {
         let _ = writeln!(out, "scripts: none");
         return out;
@@ -248,8 +343,62 @@ pub fn render_table(status: &Status) -> String {
             describe_run(script.start.as_ref()),
             describe_run(script.stop.as_ref())
         );
+        render_script_details(&mut out, script);
     }
     out
+}
+
+/// The indented lines under a script's row: its daemons, the exit that
+/// degraded it, and the tail of its output when its start or stop failed.
+fn render_script_details(out: &mut String, script: &ScriptStatus) {
+    if !script.daemons.is_empty() {
+        let _ = writeln!(out, "    daemons: {}", describe_daemons(&script.daemons));
+    }
+    if let Some(exit) = &script.daemon_exit {
+        let restarts = match script.restarts {
+            0 => String::new(),
+            n => format!("; restarted {n} time(s)"),
+        };
+        let _ = writeln!(
+            out,
+            "    daemon {} ({}) {} at {}{restarts}",
+            exit.pid, exit.command, exit.how, exit.at
+        );
+    }
+    if script.failed() && !script.tail.is_empty() {
+        let _ = writeln!(out, "    last output:");
+        for line in &script.tail {
+            let _ = writeln!(out, "    | {line}");
+        }
+    }
+}
+
+fn describe_daemons(daemons: &[DaemonInfo]) -> String {
+    let described: Vec<_> = daemons
+        .iter()
+        .map(|d| format!("{} ({})", d.pid, d.command))
+        .collect();
+    described.join(", ")
+}
+
+/// `starting 1.2s, running 5.0s, quiescing 40ms, quiesced since T`.
+fn describe_phases(phases: &[PhaseSpan]) -> String {
+    let described: Vec<_> = phases
+        .iter()
+        .map(|span| match span.duration_ms {
+            Some(ms) => format!("{} {}", span.phase, describe_ms(ms)),
+            None => format!("{} since {}", span.phase, span.at),
+        })
+        .collect();
+    described.join(", ")
+}
+
+fn describe_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
 }
 
 #[cfg(test)]
@@ -258,7 +407,6 @@ mod tests {
 
     fn script(name: &str, state: ScriptState) -> ScriptStatus {
         ScriptStatus {
-            name: name.into(),
             state,
             start: Some(RunResult {
                 outcome: Outcome::Succeeded,
@@ -266,7 +414,7 @@ mod tests {
                 duration_ms: 12,
                 reason: None,
             }),
-            stop: None,
+            ..ScriptStatus::pending(name)
         }
     }
 
@@ -289,6 +437,9 @@ mod tests {
             scripts,
             main: None,
             strays: vec![],
+            running_since: None,
+            phases: vec![],
+            unattributed: vec![],
         }
     }
 
@@ -302,6 +453,8 @@ mod tests {
             script("b.sh", ScriptState::StartFailed),
         ];
         assert!(!Status::compute_healthy(Phase::Running, &failed, None));
+        let degraded = vec![script("a.sh", ScriptState::Degraded)];
+        assert!(!Status::compute_healthy(Phase::Running, &degraded, None));
         let main_gone = MainStatus {
             command: vec![],
             pid: None,
@@ -328,6 +481,61 @@ mod tests {
         );
         assert!(table.contains("10-db.sh"), "{table}");
         assert!(table.contains("ok (0) 12ms"), "{table}");
+    }
+
+    #[test]
+    fn a_failed_start_shows_its_last_output_and_a_degraded_script_its_daemon() {
+        let mut failed = script("10-db.sh", ScriptState::StartFailed);
+        failed.start = Some(RunResult::failure(
+            Outcome::Failed,
+            Some(1),
+            5,
+            "exited with code 1".into(),
+        ));
+        failed.tail = vec!["initdb: \\x1b oops".into()];
+        let mut ok = script("20-web.sh", ScriptState::Started);
+        ok.tail = vec!["not shown".into()];
+        let mut degraded = script("40-dockerd.sh", ScriptState::Degraded);
+        degraded.daemon_exit = Some(DaemonExit {
+            pid: 123,
+            command: "dockerd".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+            how: "killed by SIGKILL".into(),
+            exit_code: 137,
+        });
+        degraded.restarts = 2;
+        let mut running = status(Phase::Running, vec![failed, ok, degraded]);
+        running.phases = vec![
+            PhaseSpan {
+                phase: Phase::Starting,
+                at: "2026-01-01T00:00:00Z".into(),
+                duration_ms: Some(1500),
+            },
+            PhaseSpan {
+                phase: Phase::Running,
+                at: "2026-01-01T00:00:01Z".into(),
+                duration_ms: None,
+            },
+        ];
+        let table = render_table(&running);
+        assert!(table.contains("phase:   running (not healthy)"), "{table}");
+        assert!(
+            table.contains("phases:  starting 1.5s, running since 2026-01-01T00:00:01Z"),
+            "{table}"
+        );
+        assert!(table.contains("    | initdb: \\x1b oops"), "{table}");
+        assert!(!table.contains("not shown"), "{table}");
+        assert!(
+            table.contains(
+                "    daemon 123 (dockerd) killed by SIGKILL at 2026-01-01T00:00:00Z; restarted 2 time(s)"
+            ),
+            "{table}"
+        );
+        let json = serde_json::to_value(&running).unwrap();
+        assert_eq!(json["scripts"][1]["tail"][0], "not shown");
+        assert_eq!(json["scripts"][2]["state"], "degraded");
+        assert_eq!(json["scripts"][2]["daemon_exit"]["exit_code"], 137);
+        assert_eq!(json["phases"][0]["duration_ms"], 1500);
     }
 
     #[test]

@@ -518,6 +518,50 @@ fn a_healthcheck_with_dind_init_status_reports_healthy() {
 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_killed_daemon_turns_the_docker_healthcheck_unhealthy() {
+    let (_image, container) = started(
+        "daemon-health",
+        &[(
+            "40-daemon.sh",
+            r#"case "$1" in
+start) sleep 100000 & echo $! > /tmp/daemon.pid ;;
+stop) kill "$(cat /tmp/daemon.pid)" 2>/dev/null; true ;;
+esac"#,
+        )],
+        false,
+        &[
+            "--health-cmd",
+            "dind-init status",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
+    );
+    wait_until("docker reports the container healthy", || {
+        container.inspect("{{.State.Health.Status}}") == "healthy"
+    });
+    container.exec_ok(&["sh", "-c", "kill -9 \"$(cat /tmp/daemon.pid)\""]);
+    wait_until("docker reports the container unhealthy", || {
+        container.inspect("{{.State.Health.Status}}") == "unhealthy"
+    });
+    let status: Value =
+        serde_json::from_slice(&container.exec(&["dind-init", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["scripts"][0]["state"], "degraded", "{status}");
+    assert_eq!(
+        status["scripts"][0]["daemon_exit"]["how"],
+        "killed by SIGKILL"
+    );
+    let logs = container.logs();
+    assert!(
+        logs.contains("[40-daemon.sh] daemon ")
+            && logs.contains("(sleep 100000) killed by SIGKILL"),
+        "{logs}"
+    );
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn the_image_runs_as_a_non_root_user() {
     let (_image, container) = started(
         "nonroot",

@@ -104,6 +104,23 @@ impl Sandbox {
         )
     }
 
+    /// A recording script whose start leaves `daemon` running in the
+    /// background and whose stop ends it and waits for it, as a
+    /// well-behaved init.d script does.
+    pub fn daemon_script(&self, name: &str, daemon: &str) -> PathBuf {
+        let pidfile = self.path(&format!("{name}.pid"));
+        self.recording_script_then(
+            name,
+            &format!(
+                r#"case "$1" in
+start) {daemon} & echo $! > {pidfile} ;;
+stop) pid=$(cat {pidfile}); kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done ;;
+esac"#,
+                pidfile = pidfile.display()
+            ),
+        )
+    }
+
     /// The lines of `order.log` so far.
     pub fn order(&self) -> Vec<String> {
         fs::read_to_string(self.path("order.log"))
@@ -346,6 +363,8 @@ pub fn find_child(unshare: &mut Child) -> Pid {
 /// A process as seen from the host.
 #[derive(Debug, Clone)]
 pub struct Process {
+    /// Its pid as the host sees it.
+    pub pid: i32,
     /// State letter of `/proc/PID/stat`; `Z` for a zombie.
     pub state: char,
     pub cmdline: String,
@@ -379,7 +398,11 @@ pub fn descendants(root: i32) -> Vec<Process> {
                     .replace('\0', " ")
                     .trim()
                     .to_string();
-                found.push(Process { state, cmdline });
+                found.push(Process {
+                    pid,
+                    state,
+                    cmdline,
+                });
             }
         }
     }

@@ -7,17 +7,7 @@ use crate::harness::{Sandbox, wait_until};
 /// A script whose start leaves a daemon in the background and whose stop
 /// ends it and waits for it, as a well-behaved init.d script does.
 fn daemon_script(sandbox: &Sandbox, name: &str) {
-    let pidfile = sandbox.path(&format!("{name}.pid"));
-    sandbox.recording_script_then(
-        name,
-        &format!(
-            r#"case "$1" in
-start) sleep 1000 & echo $! > {pidfile} ;;
-stop) pid=$(cat {pidfile}); kill "$pid"; while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done ;;
-esac"#,
-            pidfile = pidfile.display()
-        ),
-    );
+    sandbox.daemon_script(name, "sleep 1000");
 }
 
 fn starts(names: &[&str]) -> Vec<String> {

@@ -6,6 +6,8 @@ mod harness;
 
 /// The control socket: status JSON, garbage, stale and busy sockets.
 mod control;
+/// Daemons a start leaves: watched, attributed, degrade/restart/shutdown; output tails.
+mod daemons;
 /// Docker-in-docker: an inner engine and its containers through commits.
 mod dind;
 /// Which files of init.d run, in which order, and what a script is given.

@@ -15,6 +15,9 @@ use crate::script::Action;
 pub const EXIT_START_FAILED: i32 = 3;
 /// Exit code of PID 1 when a stop script failed during shutdown (no main command).
 pub const EXIT_STOP_FAILED: i32 = 1;
+/// Exit code of PID 1 when a daemon's exit shut it down (`--on-daemon-exit=shutdown`),
+/// with or without a main command (which was stopped, not failing by itself).
+pub const EXIT_DAEMON_EXITED: i32 = 4;
 
 /// Why the container is shutting down; decides the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub enum ShutdownCause {
     Signal(i32),
     MainExited,
     StartFailed,
+    /// A daemon exited under `--on-daemon-exit=shutdown`.
+    DaemonExited,
 }
 
 /// Intents recorded by events and not yet acted on by the lifecycle loop.
@@ -35,6 +40,8 @@ pub struct Intents {
     pub shutdown: Option<ShutdownCause>,
     /// A second SIGTERM/SIGINT: abort the stops and kill everything now.
     pub force: bool,
+    /// A script is queued for a restart (`--on-daemon-exit=restart`).
+    pub restart: bool,
 }
 
 impl Intents {
@@ -50,11 +57,14 @@ pub enum Step {
     Shutdown,
     Quiesce,
     Resume,
+    /// Stop and start again a script whose daemon exited.
+    Restart,
     /// Nothing to do: wait for the next event.
     Wait,
 }
 
-/// Shutdown first, then a quiesce, then a resume, each only where the phase allows it.
+/// Shutdown first, then a quiesce, then a resume, then a restart (only
+/// once running), each only where the phase allows it.
 pub fn next_step(phase: Phase, intents: &Intents) -> Step {
     if intents.shutdown.is_some() {
         Step::Shutdown
@@ -62,6 +72,8 @@ pub fn next_step(phase: Phase, intents: &Intents) -> Step {
         Step::Quiesce
     } else if intents.resume && phase.can_resume() {
         Step::Resume
+    } else if intents.restart && phase == Phase::Running {
+        Step::Restart
     } else {
         Step::Wait
     }
@@ -187,10 +199,11 @@ pub fn interruption(action: Action, intents: &Intents, sent: Option<Signal>) -> 
     }
 }
 
-/// PID 1's exit code: the main command's when it has one, else whether the
-/// starts or the stops failed.
+/// PID 1's exit code: a daemon's exit under the shutdown policy, else the
+/// main command's when it has one, else whether the starts or the stops failed.
 pub fn exit_code(main_exit_code: Option<i32>, cause: ShutdownCause, stop_failed: bool) -> i32 {
     match (main_exit_code, cause) {
+        (_, ShutdownCause::DaemonExited) => EXIT_DAEMON_EXITED,
         (Some(code), _) => code,
         (None, ShutdownCause::StartFailed) => EXIT_START_FAILED,
         (None, _) if stop_failed => EXIT_STOP_FAILED,
@@ -209,6 +222,7 @@ mod tests {
         resume: false,
         shutdown: None,
         force: false,
+        restart: false,
     };
     const TERM: Option<ShutdownCause> = Some(ShutdownCause::Signal(15));
 
@@ -222,11 +236,16 @@ mod tests {
             resume: true,
             ..NONE
         };
+        let restart = Intents {
+            restart: true,
+            ..NONE
+        };
         let all = Intents {
             quiesce: true,
             resume: true,
             shutdown: TERM,
             force: false,
+            restart: true,
         };
         let rows = [
             (Running, NONE, Step::Wait),
@@ -237,6 +256,17 @@ mod tests {
             (Running, resume, Step::Wait),
             (Quiesced, all, Step::Shutdown),
             (Running, all, Step::Shutdown),
+            (Running, restart, Step::Restart),
+            (Starting, restart, Step::Wait),
+            (Quiesced, restart, Step::Wait),
+            (
+                Running,
+                Intents {
+                    quiesce: true,
+                    ..restart
+                },
+                Step::Quiesce,
+            ),
         ];
         for (phase, intents, step) in rows {
             assert_eq!(next_step(phase, &intents), step, "{phase} {intents:?}");
@@ -397,5 +427,10 @@ mod tests {
         assert_eq!(exit_code(None, Signal(15), true), EXIT_STOP_FAILED);
         assert_eq!(exit_code(None, Signal(15), false), 0);
         assert_eq!(exit_code(None, MainExited, false), 0);
+        assert_eq!(
+            exit_code(Some(143), DaemonExited, false),
+            EXIT_DAEMON_EXITED
+        );
+        assert_eq!(exit_code(None, DaemonExited, true), EXIT_DAEMON_EXITED);
     }
 }

@@ -17,16 +17,25 @@
 //! - `stop`: a stop round, the quiesce built on it, and the shutdown.
 //! - `run_script`: one `SCRIPT start|stop` to its end, with its timeout.
 //! - `teardown`: waiting for processes to go, SIGTERM/SIGKILL, the flush.
+//! - [`daemons`]: whose daemon a re-parented process is, and what its exit
+//!   means under `--on-daemon-exit`; pure and table-tested.
+//! - `daemon_watch`: watching the daemons, and the degrade, restart and shutdown policies.
+//! - `timeline`: the phases of this boot and how long each took.
 
+mod daemon_watch;
+pub mod daemons;
 pub mod intent;
 mod main_command;
 mod run_script;
 mod start;
 mod stop;
 mod teardown;
+mod timeline;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
@@ -38,11 +47,14 @@ use crate::phase::Phase;
 use crate::procs::ProcessInfo;
 use crate::reaper::Reaper;
 use crate::state::{self, BootInfo, Durability, PersistentState};
-use crate::status::{MainStatus, Outcome, ScriptState, ScriptStatus, Status};
+use crate::status::{DaemonInfo, MainStatus, Outcome, ScriptState, ScriptStatus, Status};
 use crate::sys::signal_name;
+use crate::tail::SharedTail;
+use daemons::Keys;
 use intent::{Intents, QuiesceDecision, ShutdownCause, ShutdownDecision, SignalRole, Step};
+use timeline::Timeline;
 
-pub use intent::{EXIT_START_FAILED, EXIT_STOP_FAILED};
+pub use intent::{EXIT_DAEMON_EXITED, EXIT_START_FAILED, EXIT_STOP_FAILED};
 
 /// Intents and the clients waiting on them.
 #[derive(Debug, Default)]
@@ -53,6 +65,8 @@ struct Pending {
     quiesce_waiters: Vec<Reply>,
     /// Clients answered when the resumed starts are done (or refused).
     resume_waiters: Vec<Reply>,
+    /// Scripts (round index) to stop and start again, with the back-off before each.
+    restarts: VecDeque<(usize, Duration)>,
 }
 
 /// A script of the current round and what happened to it.
@@ -62,24 +76,31 @@ struct Tracked {
     script: Script,
     /// Its state and results, as published.
     status: ScriptStatus,
+    /// The last lines of its output, written by its output forwarders.
+    tail: SharedTail,
+    /// What ties a re-parented process to it (see [`daemons::attribute`]).
+    keys: Keys,
+    /// When `--on-daemon-exit=restart` restarted it, within the rate-limit window.
+    restart_times: Vec<Instant>,
 }
 
 impl Tracked {
-    fn new(script: Script) -> Self {
-        let status = ScriptStatus {
-            name: script.name.clone(),
-            state: ScriptState::Pending,
-            start: None,
-            stop: None,
-        };
-        Tracked { script, status }
+    fn new(script: Script, tail: SharedTail) -> Self {
+        let status = ScriptStatus::pending(&script.name);
+        Tracked {
+            script,
+            status,
+            tail,
+            keys: Keys::default(),
+            restart_times: Vec::new(),
+        }
     }
 
     /// A script gets its `stop` when its start succeeded, or when a shutdown
     /// interrupted its start (it may have left half of its work running).
     fn needs_stop(&self) -> bool {
         match self.status.state {
-            ScriptState::Started => true,
+            ScriptState::Started | ScriptState::Degraded => true,
             ScriptState::StartFailed => self
                 .status
                 .start
@@ -119,6 +140,12 @@ pub struct Supervisor {
     own_pid: i32,
     /// A save still being written in the background (the boot record).
     pending_save: Option<tokio::task::JoinHandle<()>>,
+    /// Our process group and session, which tie no child to any script.
+    own_ids: (i32, i32),
+    /// Re-parented processes watched that no script's start left.
+    unattributed: Vec<DaemonInfo>,
+    /// This boot's phases and how long each took.
+    timeline: Timeline,
 }
 
 impl Supervisor {
@@ -152,6 +179,9 @@ impl Supervisor {
             strays: Vec::new(),
             own_pid,
             pending_save: None,
+            own_ids: crate::procs::own_group_and_session(),
+            unattributed: Vec::new(),
+            timeline: Timeline::new(Phase::Starting, Instant::now(), state::now_rfc3339()),
         };
         supervisor.publish();
         (supervisor, receiver)
@@ -172,6 +202,7 @@ impl Supervisor {
                     let _ = self.save_state(Durability::Atomic).await;
                     self.start_round("resume").await;
                 }
+                Step::Restart => self.restart_next().await,
                 Step::Wait => {
                     if let Some(event) = self.events.recv().await {
                         self.handle(event);
@@ -213,6 +244,8 @@ impl Supervisor {
                 ControlCommand::Resume => self.request_resume(Some(request.reply)),
             },
             Event::MainExited(exit) => self.on_main_exit(exit),
+            Event::DaemonExited { pid, exit } => self.on_daemon_exit(pid, exit),
+            Event::DaemonExec { pid, command } => self.on_daemon_exec(pid, command),
         }
     }
 
@@ -302,6 +335,8 @@ impl Supervisor {
             tracing::warn!("unexpected phase change {} -> {next}", self.phase);
         }
         self.phase = next;
+        self.timeline
+            .enter(next, Instant::now(), state::now_rfc3339());
         self.publish();
     }
 
@@ -311,7 +346,14 @@ impl Supervisor {
     }
 
     fn snapshot(&self) -> Status {
-        let scripts: Vec<_> = self.scripts.iter().map(|t| t.status.clone()).collect();
+        let scripts: Vec<_> = self
+            .scripts
+            .iter()
+            .map(|t| ScriptStatus {
+                tail: t.tail.lines(),
+                ..t.status.clone()
+            })
+            .collect();
         Status {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: self.own_pid,
@@ -325,6 +367,9 @@ impl Supervisor {
             scripts,
             main: self.main.clone(),
             strays: self.strays.clone(),
+            running_since: self.timeline.running_since(),
+            phases: self.timeline.spans().to_vec(),
+            unattributed: self.unattributed.clone(),
         }
     }
 

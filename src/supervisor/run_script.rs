@@ -25,7 +25,11 @@ impl Supervisor {
         action: Action,
         reason: &'static str,
     ) -> RunResult {
-        let Some(script) = self.scripts.get(index).map(|t| t.script.clone()) else {
+        let Some((script, tail)) = self
+            .scripts
+            .get(index)
+            .map(|t| (t.script.clone(), t.tail.clone()))
+        else {
             return RunResult::failure(Outcome::SpawnFailed, None, 0, "no such script".into());
         };
         let label = format!("{} {}", script.name, action.as_str());
@@ -36,7 +40,7 @@ impl Supervisor {
             reason,
             socket: self.config.socket.clone(),
         };
-        let running = match script::spawn(&self.reaper, &script, action, &env) {
+        let running = match script::spawn(&self.reaper, &script, action, &env, &tail) {
             Ok(running) => running,
             Err(error) => {
                 let code = if error.kind() == std::io::ErrorKind::NotFound {
@@ -50,6 +54,12 @@ impl Supervisor {
             }
         };
         tracing::info!("{label} (pid {})", running.pid);
+        if action == Action::Start
+            && let Some(tracked) = self.scripts.get_mut(index)
+        {
+            // What this start puts in the background is its own (`daemons::attribute`).
+            tracked.keys.add_key(running.pid.as_raw(), self.own_ids);
+        }
         let timeout = match action {
             Action::Start => self.config.start_timeout,
             Action::Stop => self.config.stop_timeout,

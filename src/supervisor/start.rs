@@ -11,14 +11,42 @@ use crate::phase::Phase;
 use crate::script::Action;
 use crate::state::PreviousEnding;
 use crate::status::{MainState, Outcome, ScriptState};
+use crate::tail::{self, SharedTail};
 use crate::text::escape_controls;
 
+use super::daemons::Moment;
 use super::intent::{EXIT_START_FAILED, ShutdownCause};
 use super::{Supervisor, Tracked, answer_all};
 
 impl Supervisor {
+    /// The output tail of script `name`: the one of the round before, so a
+    /// resume keeps what the quiesce's stops said, else a new one that
+    /// updates the published status with every line (so `status` shows a
+    /// failed start's last words even before the supervisor's next snapshot).
+    fn tail_of(&self, name: &str) -> SharedTail {
+        if let Some(tracked) = self.scripts.iter().find(|t| t.script.name == name) {
+            return tracked.tail.clone();
+        }
+        let published = self.published.clone();
+        let name = name.to_string();
+        tail::shared(Box::new(move |lines| {
+            published.send_if_modified(|status| {
+                match status.scripts.iter_mut().find(|s| s.name == name) {
+                    Some(script) => {
+                        script.tail = lines;
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }))
+    }
+
     pub(super) async fn start_round(&mut self, reason: &'static str) {
         self.set_phase(Phase::Starting);
+        // A restart queued before a quiesce is moot: every start runs again now.
+        self.pending.restarts.clear();
+        self.pending.intents.restart = false;
         self.discover();
         if reason == "boot" {
             self.log_boot();
@@ -60,7 +88,7 @@ impl Supervisor {
 
     /// Runs the start of script `index`; false when the round must end here
     /// (a failed start under the abort policy).
-    async fn start_one(&mut self, index: usize, reason: &'static str) -> bool {
+    pub(super) async fn start_one(&mut self, index: usize, reason: &'static str) -> bool {
         let Some(tracked) = self.scripts.get_mut(index) else {
             return false;
         };
@@ -69,6 +97,9 @@ impl Supervisor {
         self.publish();
         let result = self.run_script(index, Action::Start, reason).await;
         let outcome = result.outcome;
+        // Whatever the start left running is its daemons, even after a failure
+        // (then only listed: the exit of a daemon of a failed start is not news).
+        self.adopt_children(Moment::AfterStart(index));
         if let Some(tracked) = self.scripts.get_mut(index) {
             tracked.status.state = if outcome == Outcome::Succeeded {
                 ScriptState::Started
@@ -119,7 +150,7 @@ impl Supervisor {
         let failed = self
             .scripts
             .iter()
-            .filter(|t| t.status.state != ScriptState::Started)
+            .filter(|t| !matches!(t.status.state, ScriptState::Started | ScriptState::Degraded))
             .count();
         let main = self
             .main_pid()
@@ -150,7 +181,15 @@ impl Supervisor {
                         tracing::warn!("{} {risk}", script.name);
                     }
                 }
-                self.scripts = found.scripts.into_iter().map(Tracked::new).collect();
+                let scripts: Vec<_> = found
+                    .scripts
+                    .into_iter()
+                    .map(|script| {
+                        let tail = self.tail_of(&script.name);
+                        Tracked::new(script, tail)
+                    })
+                    .collect();
+                self.scripts = scripts;
             }
             Err(error) => {
                 tracing::error!(

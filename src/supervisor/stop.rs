@@ -27,23 +27,32 @@ impl Supervisor {
             if self.pending.intents.force {
                 break;
             }
-            let Some(tracked) = self.scripts.get_mut(index).filter(|t| t.needs_stop()) else {
+            if !self.scripts.get(index).is_some_and(|t| t.needs_stop()) {
                 continue;
-            };
-            tracked.status.state = ScriptState::Stopping;
-            self.publish();
-            let result = self.run_script(index, Action::Stop, reason).await;
-            if let Some(tracked) = self.scripts.get_mut(index) {
-                if result.outcome == Outcome::Succeeded {
-                    tracked.status.state = ScriptState::Stopped;
-                } else {
-                    tracked.status.state = ScriptState::StopFailed;
-                    failed.push(tracked.script.name.clone());
-                }
-                tracked.status.stop = Some(result);
             }
-            self.publish();
+            if let Some(name) = self.stop_one(index, reason).await {
+                failed.push(name);
+            }
         }
+        failed
+    }
+
+    /// Runs the `stop` of script `index`; returns its name when the stop failed.
+    pub(super) async fn stop_one(&mut self, index: usize, reason: &'static str) -> Option<String> {
+        let tracked = self.scripts.get_mut(index)?;
+        tracked.status.state = ScriptState::Stopping;
+        self.publish();
+        let result = self.run_script(index, Action::Stop, reason).await;
+        let tracked = self.scripts.get_mut(index)?;
+        let succeeded = result.outcome == Outcome::Succeeded;
+        tracked.status.state = if succeeded {
+            ScriptState::Stopped
+        } else {
+            ScriptState::StopFailed
+        };
+        tracked.status.stop = Some(result);
+        let failed = (!succeeded).then(|| tracked.script.name.clone());
+        self.publish();
         failed
     }
 
