@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::procs::ProcessInfo;
+use crate::text::cut;
 
 /// How many boots and quiesces the history keeps; older entries are dropped.
 const HISTORY_LIMIT: usize = 50;
@@ -208,18 +209,6 @@ pub fn bounded_strays(strays: &[ProcessInfo]) -> Vec<ProcessInfo> {
         });
     }
     kept
-}
-
-/// `text` cut to at most `limit` bytes at a character boundary, marked with `…`.
-pub fn cut(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_string();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end = end.saturating_sub(1);
-    }
-    format!("{}…", text.get(..end).unwrap_or_default())
 }
 
 fn trim_front<T>(items: &mut Vec<T>) {

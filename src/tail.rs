@@ -7,8 +7,9 @@
 //! copies it into each status snapshot.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+
+use crate::text::{cut, escape_controls};
 
 /// Lines kept per script.
 pub const MAX_LINES: usize = 20;
@@ -102,33 +103,13 @@ impl OutputTail {
 }
 
 /// One line of output as text safe to print: invalid UTF-8 replaced,
-/// control characters (but the final newline, which is dropped) written as
-/// `\t`, `\r` or `\xHH` / `\u{HHHH}`, a backslash doubled, and at most
-/// [`MAX_LINE_BYTES`] kept.
+/// control characters (but the final newline, which is dropped) escaped as
+/// everywhere else ([`escape_controls`]), and at most [`MAX_LINE_BYTES`]
+/// kept, the cut marked with `…`.
 pub fn escape_line(raw: &[u8]) -> String {
     let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
     let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len().min(MAX_LINE_BYTES));
-    for c in text.chars() {
-        if out.len() >= MAX_LINE_BYTES {
-            out.push('…');
-            break;
-        }
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() && u32::from(c) < 0x80 => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    cut(&escape_controls(&text), MAX_LINE_BYTES)
 }
 
 #[cfg(test)]
@@ -142,9 +123,9 @@ mod tests {
             (b"no newline", "no newline"),
             (b"\x1b[31mred\x1b[0m\n", "\\x1b[31mred\\x1b[0m"),
             (b"tab\there\r\n", "tab\\there\\r"),
-            (b"back\\slash", "back\\\\slash"),
+            (b"back\\slash", "back\\slash"),
             (b"bad \xff utf8", "bad \u{fffd} utf8"),
-            ("c1 \u{85} control".as_bytes(), "c1 \\u{0085} control"),
+            ("c1 \u{85} control".as_bytes(), "c1 \\u{85} control"),
         ];
         for (raw, escaped) in rows {
             assert_eq!(escape_line(raw), escaped, "{raw:?}");

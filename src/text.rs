@@ -1,4 +1,5 @@
-//! Text from the system (file names, command lines) made safe to print: a
+//! Text from the system (file names, command lines, script output) made safe
+//! to print and bounded in length: a
 //! newline in a script's name must not forge a log line, and an escape
 //! sequence in a stray's command line must not drive the reader's terminal.
 
@@ -27,6 +28,19 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(escaped)
+}
+
+/// `text` cut to at most `limit` bytes at a character boundary, the cut
+/// marked with `…`; shorter text is returned whole.
+pub fn cut(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    format!("{}…", text.get(..end).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::procs::{self, ChildProcess};
 use crate::reaper::ChildExit;
 use crate::state;
 use crate::status::{DaemonExit, DaemonInfo, ScriptState};
+use crate::text;
 
 use super::Supervisor;
 use super::daemons::{self, Keys, MAX_RESTARTS, Moment, Owner, RESTART_WINDOW, Reaction};
@@ -82,7 +83,7 @@ impl Supervisor {
             .flat_map(|t| t.status.daemons.iter_mut())
             .chain(self.unattributed.iter_mut());
         if let Some(daemon) = daemons.into_iter().find(|d| d.pid == pid) {
-            daemon.command = state::cut(&command, state::MAX_COMMAND_KEPT);
+            daemon.command = text::cut(&command, state::MAX_COMMAND_KEPT);
             self.publish();
         }
     }
@@ -264,7 +265,7 @@ fn daemon_info(child: &ChildProcess) -> DaemonInfo {
     let started = procs::start_unix_seconds(child.start_ticks);
     DaemonInfo {
         pid: child.pid,
-        command: state::cut(&child.command, state::MAX_COMMAND_KEPT),
+        command: text::cut(&child.command, state::MAX_COMMAND_KEPT),
         started_at: started.map_or_else(state::now_rfc3339, state::rfc3339),
     }
 }
