@@ -12,20 +12,19 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use nix::sys::signal::Signal;
+mod subcommand;
+mod values;
 
 use crate::config::{Config, DEFAULT_INIT_DIR, DEFAULT_SOCKET, DEFAULT_STATE, SignalRoles};
-use crate::phase::Phase;
 use crate::sys::signal_name;
 
-/// Default seconds the client subcommands wait.
-const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The longest time any option accepts: a year. Longer values are almost
-/// certainly a mistake (a unit mix-up), and every deadline computed from an
-/// accepted value stays far from the clock's limits.
-pub const MAX_SECONDS: u64 = 365 * 86_400;
+pub use subcommand::Command;
+use subcommand::{parse_subcommand, subcommand_help};
+use values::value_of;
+pub use values::{
+    MAX_SECONDS, flag_value, parse_role_signal, parse_seconds, parse_timeout, split_flag,
+};
 
 /// Everything the command line and the environment decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,26 +33,6 @@ pub struct Cli {
     pub config: Config,
     /// A client subcommand; `None` runs the init.
     pub command: Option<Command>,
-}
-
-/// Client subcommands, answered by the running init over the control socket.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Print the status (`json`: as one JSON object); with `wait`, first block
-    /// until that phase, up to `timeout`.
-    Status {
-        json: bool,
-        wait: Option<Phase>,
-        timeout: Duration,
-    },
-    /// Quiesce and wait until the container is commit-safe, up to `timeout`.
-    Quiesce { timeout: Duration },
-    /// Run the starts again after a quiesce, up to `timeout`.
-    Resume { timeout: Duration },
-    /// On the host: quiesce a container through its engine and commit it.
-    Snapshot(crate::snapshot::SnapshotRequest),
-    /// Print the last lines of one script's output that the init kept.
-    Logs { script: String },
 }
 
 /// What the command line asks for.
@@ -259,44 +238,6 @@ fn signal_roles(
     Ok(roles)
 }
 
-/// A signal for a role: `none`, a name (`USR1`, `SIGUSR1`, `RTMIN+3`) or a
-/// number. Not one dind-init cannot catch or needs for itself.
-pub fn parse_role_signal(text: &str) -> Result<Option<i32>, String> {
-    let trimmed = text.trim();
-    if trimmed.eq_ignore_ascii_case("none") {
-        return Ok(None);
-    }
-    let upper = trimmed.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    let signo = if let Ok(number) = name.parse::<i32>() {
-        number
-    } else if let Some(offset) = name.strip_prefix("RTMIN") {
-        let offset: i32 = match offset {
-            "" => 0,
-            _ => offset
-                .strip_prefix('+')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("`{text}` is not a signal"))?,
-        };
-        libc::SIGRTMIN().saturating_add(offset)
-    } else {
-        format!("SIG{name}").parse::<Signal>().map_err(|_| {
-            format!("`{text}` is not a signal (a name like USR1, a number, or none)")
-        })? as i32
-    };
-    if !(1..=libc::SIGRTMAX()).contains(&signo) {
-        return Err(format!("`{text}` is not a signal number of this system"));
-    }
-    let reserved = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD];
-    if reserved.contains(&signo) || crate::sys::is_synchronous(signo) {
-        return Err(format!(
-            "{} cannot be given a role (it cannot be caught, or dind-init needs it)",
-            signal_name(signo)
-        ));
-    }
-    Ok(Some(signo))
-}
-
 /// An init option and its value, `--flag=value` or `--flag value`.
 fn option_value(
     text: &str,
@@ -309,160 +250,13 @@ fn option_value(
     Ok((flag, flag_value(flag, inline, args)?))
 }
 
-/// `--flag=value` gives the flag and its value; `--flag` the flag alone.
-pub(crate) fn split_flag(text: &str) -> (&str, Option<OsString>) {
-    match text.split_once('=') {
-        Some((flag, value)) => (flag, Some(OsString::from(value))),
-        None => (text, None),
-    }
-}
-
-/// The value given inline, or else the next argument.
-pub(crate) fn flag_value(
-    flag: &str,
-    inline: Option<OsString>,
-    args: &mut impl Iterator<Item = OsString>,
-) -> Result<OsString, UsageError> {
-    inline
-        .or_else(|| args.next())
-        .ok_or_else(|| UsageError(format!("`{flag}` needs a value")))
-}
-
-/// Parses an option's value, naming the flag or variable it came from on error.
-fn value_of<T>(
-    found: Option<(String, OsString)>,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, UsageError> {
-    let Some((source, value)) = found else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .ok_or_else(|| UsageError(format!("{source}: not valid UTF-8")))?;
-    parse(text)
-        .map(Some)
-        .map_err(|why| UsageError(format!("{source}: {why}")))
-}
-
-/// The text of `dind-init SUBCOMMAND --help`.
-fn subcommand_help(name: &str) -> String {
-    let (usage, what) = match name {
-        "status" => (
-            "status [--json[=true|false]] [--wait PHASE] [--timeout S] [--socket PATH]",
-            "Prints the phase, each script's state and the boot history. Exit 0 when\nrunning and healthy, 1 otherwise, 3 when no dind-init answers. With --wait,\nblocks until PHASE (starting, running, quiescing, quiesced, shutting-down).",
-        ),
-        "logs" => (
-            "logs SCRIPT [--socket PATH]",
-            "Prints the last lines (up to 20, or 8 KiB) of SCRIPT's output that the init\nkept: its start, its stop and its daemons, control characters escaped. Exit 1\nwhen there is no such script.",
-        ),
-        "quiesce" => (
-            "quiesce [--timeout S] [--socket PATH]",
-            "Stops every script in reverse and waits. Exit 0 only when the container is\nsafe to docker commit; otherwise 1 and the reason.",
-        ),
-        _ => (
-            "resume [--timeout S] [--socket PATH]",
-            "Runs the starts again after a quiesce and waits for them. Exit 0 when running\nand healthy.",
-        ),
-    };
-    format!(
-        "Usage: dind-init {usage}\n\n{what}\n--timeout defaults to {} seconds; the socket to DIND_INIT_SOCKET or {DEFAULT_SOCKET}.\n",
-        DEFAULT_CLIENT_TIMEOUT.as_secs()
-    )
-}
-
-/// A subcommand's options; `None` when it was asked for its help.
-fn parse_subcommand(
-    name: &str,
-    args: &mut impl Iterator<Item = OsString>,
-    given: &mut Vec<(&'static str, OsString)>,
-) -> Result<Option<Command>, UsageError> {
-    let mut json = false;
-    let mut wait = None;
-    let mut timeout = DEFAULT_CLIENT_TIMEOUT;
-    let mut script = None;
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy();
-        let (flag, inline) = split_flag(&text);
-        match flag {
-            _ if name == "logs" && script.is_none() && !text.starts_with('-') => {
-                script = Some(text.into_owned());
-            }
-            "--timeout" if name == "logs" => {
-                return Err(UsageError(format!(
-                    "`dind-init {name}` does not take `{text}`"
-                )));
-            }
-            "--json" if name == "status" => {
-                json = match inline.as_ref().map(|v| v.to_string_lossy()) {
-                    None => true,
-                    Some(value) if value == "true" => true,
-                    Some(value) if value == "false" => false,
-                    Some(value) => {
-                        return Err(UsageError(format!(
-                            "--json: `{value}` is not `true` or `false`"
-                        )));
-                    }
-                }
-            }
-            "--wait" if name == "status" => {
-                let phase = flag_value(flag, inline, args)?;
-                wait = value_of(Some((flag.to_string(), phase)), str::parse)?;
-            }
-            "--timeout" => {
-                let seconds = flag_value(flag, inline, args)?;
-                timeout =
-                    value_of(Some((flag.to_string(), seconds)), parse_seconds)?.unwrap_or(timeout);
-            }
-            "--socket" => given.push(("--socket", flag_value(flag, inline, args)?)),
-            "-h" | "--help" => return Ok(None),
-            _ => {
-                return Err(UsageError(format!(
-                    "`dind-init {name}` does not take `{text}`"
-                )));
-            }
-        }
-    }
-    Ok(Some(match name {
-        "status" => Command::Status {
-            json,
-            wait,
-            timeout,
-        },
-        "quiesce" => Command::Quiesce { timeout },
-        "logs" => Command::Logs {
-            script: script
-                .ok_or_else(|| UsageError("`dind-init logs` needs a SCRIPT name".into()))?,
-        },
-        _ => Command::Resume { timeout },
-    }))
-}
-
-/// Parses a number of seconds, fractions allowed (`0.5`), at most [`MAX_SECONDS`].
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !seconds.is_finite() || seconds < 0.0 {
-        return Err(format!("`{text}` must be zero or more seconds"));
-    }
-    if seconds > MAX_SECONDS as f64 {
-        return Err(format!(
-            "`{text}` is more than a year ({MAX_SECONDS} seconds); give a shorter time"
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// A timeout in seconds where zero means "no limit" (`None`).
-pub fn parse_timeout(text: &str) -> Result<Option<Duration>, String> {
-    parse_seconds(text).map(|timeout| (!timeout.is_zero()).then_some(timeout))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{DaemonExitPolicy, StartFailurePolicy};
+    use crate::phase::Phase;
+    use std::time::Duration;
+    use subcommand::DEFAULT_CLIENT_TIMEOUT;
 
     fn parse_with(args: &[&str], env: &[(&str, &str)]) -> Result<Parsed, UsageError> {
         let env: Vec<(String, String)> = env
@@ -481,15 +275,6 @@ mod tests {
             Ok(Parsed::Run(cli)) => *cli,
             other => panic!("not a run: {other:?}"),
         }
-    }
-
-    #[test]
-    fn seconds_accept_fractions_and_reject_garbage() {
-        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_seconds(" 3 "), Ok(Duration::from_secs(3)));
-        assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("soon").is_err());
-        assert!(parse_seconds("inf").is_err());
     }
 
     #[test]
