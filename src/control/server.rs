@@ -1,17 +1,12 @@
-//! The control socket: one JSON request line in, one JSON response line out.
-//!
-//! The server runs inside PID 1 but never touches a process: it reads the
-//! status snapshot the supervisor publishes, and hands `quiesce`/`resume` to
-//! the supervisor as events with a reply channel. Each connection is its own
-//! task with a size and time limit, so garbage, oversize or half-written
-//! requests cost one task, never the supervisor. The client half is plain
-//! blocking std code used by `dind-init status|quiesce|resume`.
+//! The control server inside PID 1. It never touches a process: it reads
+//! the status snapshot the supervisor publishes, and hands `quiesce` and
+//! `resume` to the supervisor as events with a reply channel. Each
+//! connection is its own task with a size and time limit, so garbage,
+//! oversize or half-written requests cost one task, never the supervisor.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,76 +16,13 @@ use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use nix::sys::stat::{Mode, umask};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
 
+use super::{MAX_CONNECTIONS, READ_LIMIT, REQUEST_DEADLINE, Request, Response, parse_request};
 use crate::event::{ControlCommand, ControlRequest, Event};
-use crate::phase::Phase;
 use crate::status::Status;
-use crate::text::escape_controls;
-
-/// Longest request line accepted; anything longer is answered with an error.
-const MAX_REQUEST: usize = 64 * 1024;
-/// What a connection's reader takes at most: one byte more than a request
-/// may have, so that an oversize request is seen as such.
-const READ_LIMIT: u64 = MAX_REQUEST as u64 + 1;
-/// The longest answer a client reads: a status is bounded far below this.
-const MAX_ANSWER: u64 = 16 * 1024 * 1024;
-/// How long a client may take to send its request line.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-/// Connections open at once; more are told "busy" at once. Each costs a task
-/// and a 512-byte buffer, so the bound is a memory bound (a few MB), far
-/// above what idle or waiting clients would need to crowd out a `status`.
-const MAX_CONNECTIONS: usize = 4096;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "command", rename_all = "kebab-case")]
-pub enum Request {
-    Status,
-    /// Answer once the phase is `phase`, or fail after `timeout_ms`.
-    Wait {
-        phase: Phase,
-        timeout_ms: u64,
-    },
-    /// Quiesce and answer when it is done (at once if already quiesced).
-    Quiesce {
-        timeout_ms: u64,
-    },
-    /// Run the starts again after a quiesce and answer when they are done.
-    Resume {
-        timeout_ms: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Response {
-    pub ok: bool,
-    /// One line saying what went wrong, when `ok` is false.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
-}
-
-impl Response {
-    fn success(status: Status) -> Self {
-        Response {
-            ok: true,
-            error: None,
-            status: Some(status),
-        }
-    }
-
-    fn failure(error: impl Into<String>, status: Option<Status>) -> Self {
-        Response {
-            ok: false,
-            error: Some(error.into()),
-            status,
-        }
-    }
-}
 
 /// Binds the control socket with mode 0600. A socket file left behind by a
 /// dead instance (or by `docker commit`) is replaced; one that a live
@@ -240,20 +172,6 @@ async fn serve_connection(
     send_response(&mut stream, &response).await;
 }
 
-/// A request line as read (at most [`READ_LIMIT`] bytes), or one line
-/// saying why it is refused. Pure, so it is fuzzed (`fuzz/`).
-pub fn parse_request(line: &[u8]) -> Result<Request, String> {
-    if line.len() > MAX_REQUEST {
-        return Err(format!("request longer than {MAX_REQUEST} bytes"));
-    }
-    serde_json::from_slice::<Request>(line).map_err(|error| {
-        // serde's message quotes the client's bytes: escaped, so a refusal
-        // stays one line wherever it is printed.
-        let error = escape_controls(&error.to_string()).into_owned();
-        format!("invalid request ({error}); send one JSON line such as {{\"command\":\"status\"}}")
-    })
-}
-
 async fn answer(
     request: Request,
     peer_uid: Option<u32>,
@@ -322,96 +240,5 @@ async fn answer(
                 Some(current),
             )
         }
-    }
-}
-
-/// Why a client call failed.
-#[derive(Debug)]
-pub enum ClientError {
-    /// No dind-init answers on the socket (missing, refused, not a socket).
-    Unreachable(String),
-    /// It answered something that is not a response, or hung up.
-    Protocol(String),
-}
-
-/// Sends one request and reads the one response line. `wait` is how long
-/// the server may take to answer (the operation's own timeout plus slack).
-pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Response, ClientError> {
-    let mut stream = StdUnixStream::connect(socket).map_err(|error| {
-        let hint = match error.kind() {
-            io::ErrorKind::NotFound => "no such socket: is dind-init running as PID 1 here? (set --socket or DIND_INIT_SOCKET)",
-            io::ErrorKind::ConnectionRefused => "nothing listens on it: dind-init is not running (a stale socket file)",
-            io::ErrorKind::PermissionDenied => "permission denied: run as root or as the user dind-init runs as",
-            _ => "cannot connect",
-        };
-        ClientError::Unreachable(format!("control socket {}: {hint} ({error})", socket.display()))
-    })?;
-    let protocol = |error: io::Error| {
-        let what = match error.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
-                "no answer within {:.1}s; dind-init may be busy (try a longer --timeout)",
-                wait.as_secs_f64()
-            ),
-            _ => error.to_string(),
-        };
-        ClientError::Protocol(format!("control socket {}: {what}", socket.display()))
-    };
-    stream.set_read_timeout(Some(wait)).map_err(protocol)?;
-    let mut line = serde_json::to_vec(request).map_err(|e| protocol(io::Error::other(e)))?;
-    line.push(b'\n');
-    stream.write_all(&line).map_err(protocol)?;
-    let mut answer = String::new();
-    BufReader::new(stream)
-        .take(MAX_ANSWER)
-        .read_line(&mut answer)
-        .map_err(protocol)?;
-    if answer.len() as u64 >= MAX_ANSWER && !answer.ends_with('\n') {
-        return Err(ClientError::Protocol(format!(
-            "control socket {}: an answer longer than {MAX_ANSWER} bytes; not a dind-init",
-            socket.display()
-        )));
-    }
-    if answer.is_empty() {
-        return Err(ClientError::Protocol(format!(
-            "control socket {}: closed without an answer (did dind-init exit?)",
-            socket.display()
-        )));
-    }
-    serde_json::from_str(&answer).map_err(|error| {
-        ClientError::Protocol(format!(
-            "control socket {}: not a dind-init answer ({error})",
-            socket.display()
-        ))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_wire_format() {
-        assert_eq!(
-            serde_json::to_string(&Request::Status).unwrap(),
-            r#"{"command":"status"}"#
-        );
-        let wait: Request =
-            serde_json::from_str(r#"{"command":"wait","phase":"quiesced","timeout_ms":5}"#)
-                .unwrap();
-        assert_eq!(
-            wait,
-            Request::Wait {
-                phase: Phase::Quiesced,
-                timeout_ms: 5
-            }
-        );
-        assert!(serde_json::from_str::<Request>(r#"{"command":"reboot"}"#).is_err());
-    }
-
-    /// Found by the fuzzer: serde quotes the client's bytes in its message.
-    #[test]
-    fn a_refusal_is_one_line_whatever_the_request() {
-        let why = parse_request(b"[\"comma\\n\"\r\r{\"c\r\r\n\r\n\n\x88\r\xe2\n").unwrap_err();
-        assert!(!why.contains('\n') && !why.contains('\r'), "{why}");
     }
 }
