@@ -29,7 +29,7 @@
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
 //! - [`tail`]: the last lines of each script's output, bounded and escaped, for `status` and `logs`.
 //! - [`sys`]: the few system calls that need `unsafe`.
-//! - [`text`]: untrusted text (file names, command lines) escaped for printing.
+//! - [`text`]: untrusted text (file names, command lines, output) escaped and cut for printing.
 
 #![cfg_attr(
     not(test),
