@@ -40,8 +40,12 @@ pub fn parse_stat(line: &str) -> Option<(i32, String, char, i32)> {
     Some((pid, comm, state, ppid))
 }
 
-/// Every process visible in `/proc` now. Processes that exit while being
-/// read are simply left out.
+/// Every process visible in `/proc` now, from `/proc/PID/stat` alone: its
+/// `command` is `[comm]` until [`with_command_lines`] reads the real one,
+/// which is worth it only for the few processes that are ours (reading a
+/// command line takes the target's memory lock, which a busy process on a
+/// host can hold for a while). Processes that exit while being read are
+/// simply left out.
 pub fn scan() -> Vec<ProcessInfo> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
@@ -56,15 +60,24 @@ pub fn scan() -> Vec<ProcessInfo> {
 fn read_process(pid: i32) -> Option<ProcessInfo> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (pid, comm, state, ppid) = parse_stat(&stat)?;
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let command =
-        render_cmdline(&cmdline).unwrap_or_else(|| format!("[{}]", escape_controls(&comm)));
     Some(ProcessInfo {
         pid,
         ppid,
         state,
-        command,
+        command: format!("[{}]", escape_controls(&comm)),
     })
+}
+
+/// `processes` with their command lines read (the `[comm]` of [`scan`]
+/// stays where the command line is empty or the process is gone).
+pub fn with_command_lines(mut processes: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
+    for process in &mut processes {
+        let cmdline = fs::read(format!("/proc/{}/cmdline", process.pid)).unwrap_or_default();
+        if let Some(command) = render_cmdline(&cmdline) {
+            process.command = command;
+        }
+    }
+    processes
 }
 
 fn render_cmdline(raw: &[u8]) -> Option<String> {

@@ -92,7 +92,8 @@ impl Supervisor {
                 .collect();
             let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
             if left.is_empty() || expired || interrupted(self) {
-                return left;
+                // Command lines only for what is reported: ours, and only now.
+                return procs::with_command_lines(left);
             }
             self.await_handling_events(tokio::time::sleep(PROCESS_POLL), interrupted)
                 .await;
