@@ -72,8 +72,7 @@ fn read_process(pid: i32) -> Option<ProcessInfo> {
 /// stays where the command line is empty or the process is gone).
 pub fn with_command_lines(mut processes: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
     for process in &mut processes {
-        let cmdline = fs::read(format!("/proc/{}/cmdline", process.pid)).unwrap_or_default();
-        if let Some(command) = render_cmdline(&cmdline) {
+        if let Some(command) = command_of(process.pid) {
             process.command = command;
         }
     }
@@ -173,7 +172,7 @@ pub fn children(parent: i32) -> Vec<ChildProcess> {
                 sid,
                 start_ticks,
                 zombie: process.state == 'Z',
-                command: process.command,
+                command: command_of(pid).unwrap_or(process.command),
             })
         })
         .collect()
