@@ -43,11 +43,13 @@ fn when_not_pid_1_it_becomes_a_subreaper_and_reaps_its_orphans() {
         left.len() == 1 && left[0].cmdline == "sleep 1010"
     });
     // Registered as subreaper, nothing is lost: no warning on the terminal.
-    assert!(
-        !init.log().contains("not running as PID 1"),
-        "{}",
-        init.log()
-    );
+    // Only where the kernel refuses the subreaper (qemu-user does) may orphans
+    // be lost, and only then is there a warning, saying so.
+    let log = init.log();
+    if log.contains("not running as PID 1") {
+        assert!(log.contains("cannot become child subreaper"), "{log}");
+    }
+    assert!(!log.contains("registered as child subreaper"), "{log}");
     init.signal(Signal::SIGTERM);
     assert_eq!(init.wait_exit(), 143);
 }
