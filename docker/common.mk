@@ -15,6 +15,8 @@
 #                its `image` is the committed container; no if `image` is
 #                simply its tmp-image
 #   RUN_FLAGS    extra `docker run` flags (e.g. --privileged for DinD)
+#   COMMIT_FLAGS extra `docker run` flags for the setup run of `commit` only
+#                (a read-only bind mount of a bundle: mounts are not committed)
 #   BASE_TAG     (first stage) the image it builds FROM; BASE_BUILD builds it
 #                when it is missing (default: docker/build-base.sh)
 #   PREPARE      targets to make before tmp-image (generated l2/ files)
@@ -40,6 +42,7 @@ IMAGE = $(REPO)/$(STAGE):latest
 NEEDS_COMMIT ?= yes
 BASE_KIND ?= tmp-image
 RUN_FLAGS ?=
+COMMIT_FLAGS ?=
 SETUP ?=
 COMMIT_TIMEOUT ?= 600
 
@@ -67,7 +70,7 @@ tmp-image: base $(PREPARE)
 	@echo "built $(TMP_IMAGE) from $(BASE_IMAGE)"
 
 commit: tmp-image
-	$(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(RUN_FLAGS)
+	$(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(COMMIT_FLAGS) $(RUN_FLAGS)
 
 ifeq ($(NEEDS_COMMIT),yes)
 image: commit

@@ -189,7 +189,8 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.id]);
+        // -v: the anonymous volumes too (the DinD L2 image declares one).
+        let _ = docker(&["rm", "-f", "-v", &self.id]);
     }
 }
 

@@ -1,20 +1,49 @@
 #!/bin/sh
-# Builds the L3 images on L1 and saves them as one tar for the L2 image to
-# load at its first boot (seed 001's bundle). No registry is involved.
+# Builds L3 images on L1 and saves them as one tar, the bundle an L2 loads at
+# its setup run (seed 001). No registry is involved.
 #
-# usage: docker/dind/build-bundle.sh OUTPUT_TAR
+# usage: docker/dind/build-bundle.sh OUTPUT_TAR [busybox|postgres ...]   (default busybox)
+#   busybox   dind-init-l3/busybox:latest, a static busybox FROM scratch
+#   postgres  dind-init-l3/postgres:15, PostgreSQL 15 from a debootstrapped
+#             Debian (the rootfs is cached as dind-init-l3/postgres-rootfs:bookworm-1)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-output=${1:?usage: build-bundle.sh OUTPUT_TAR}
-busybox=${BUSYBOX:-$(command -v busybox || true)}
-[ -n "$busybox" ] || { echo "build-bundle: no busybox on PATH: apt-get install busybox-static" >&2; exit 1; }
+output=${1:?usage: build-bundle.sh OUTPUT_TAR [busybox|postgres ...]}
+shift
+[ $# -gt 0 ] || set -- busybox
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp "$here/l3/Dockerfile" "$context/Dockerfile"
-cp -L "$busybox" "$context/busybox"
-docker build -q -t dind-init-l3/busybox:latest "$context" >/dev/null
+images=""
+for kind in "$@"; do
+    rm -rf "${context:?}"/*
+    case "$kind" in
+    busybox)
+        busybox=${BUSYBOX:-$(command -v busybox || true)}
+        [ -n "$busybox" ] || { echo "build-bundle: no busybox on PATH: apt-get install busybox-static" >&2; exit 1; }
+        cp "$here/l3/Dockerfile" "$context/Dockerfile"
+        cp -L "$busybox" "$context/busybox"
+        image=dind-init-l3/busybox:latest
+        docker build -q -t "$image" "$context" >/dev/null
+        ;;
+    postgres)
+        rootfs=dind-init-l3/postgres-rootfs:bookworm-1
+        "$here/build-rootfs.sh" "$rootfs" postgresql-15,procps
+        cp "$here/l3-postgres/Dockerfile" "$here/l3-postgres/pg-entrypoint.sh" "$context/"
+        image=dind-init-l3/postgres:15
+        docker build -q --build-arg ROOTFS="$rootfs" -t "$image" "$context" >/dev/null
+        ;;
+    *)
+        echo "build-bundle: unknown image '$kind': use busybox or postgres" >&2
+        exit 2
+        ;;
+    esac
+    images="$images $image"
+done
 mkdir -p "$(dirname "$output")"
-docker save -o "$output" dind-init-l3/busybox:latest
-echo "bundled dind-init-l3/busybox:latest into $output"
+# Saved aside, then renamed: an L2 loading the previous tar keeps reading it.
+# shellcheck disable=SC2086 # a list of image names
+docker save -o "$output.new.$$" $images
+mv "$output.new.$$" "$output"
+echo "bundled$images into $output ($(( $(stat -c %s "$output") / 1048576 )) MB)"

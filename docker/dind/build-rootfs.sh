@@ -4,16 +4,20 @@
 # registry: only Debian's package archive is reached. Skipped when the image
 # exists already (pass --force to rebuild).
 #
-# usage: docker/dind/build-rootfs.sh [--force] [TAG]   (default dind-init/dind-rootfs:bookworm)
+# usage: docker/dind/build-rootfs.sh [--force] [TAG [PACKAGES]]
+#   TAG      default dind-init/dind-rootfs:bookworm-2 (bump the suffix when
+#            the default package list changes, or the cache keeps the old one)
+#   PACKAGES comma-separated, default: the L2's (docker.io, docker-compose,
+#            fuse-overlayfs and rsync for the storage modes, e2fsprogs, ...)
 # env:   DEBIAN_SUITE (bookworm), DEBIAN_MIRROR (http://deb.debian.org/debian)
 set -eu
 
 force=no
 [ "${1:-}" = --force ] && { force=yes; shift; }
-tag=${1:-dind-init/dind-rootfs:bookworm}
+tag=${1:-dind-init/dind-rootfs:bookworm-2}
 suite=${DEBIAN_SUITE:-bookworm}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=docker.io,docker-compose,e2fsprogs,iptables,procps,ca-certificates
+packages=${2:-docker.io,docker-compose,fuse-overlayfs,rsync,e2fsprogs,iptables,procps,ca-certificates}
 
 if [ "$force" = no ] && docker image inspect "$tag" >/dev/null 2>&1; then
     echo "$tag exists (build-rootfs.sh --force rebuilds it)"
