@@ -5,13 +5,29 @@
 # usage: docker/dind/build-bundle.sh OUTPUT_TAR [busybox|postgres ...]   (default busybox)
 #   busybox   dind-init-l3/busybox:latest, a static busybox FROM scratch
 #   postgres  dind-init-l3/postgres:15, PostgreSQL 15 from a debootstrapped
-#             Debian (the rootfs is cached as dind-init-l3/postgres-rootfs:bookworm-1)
+#             Debian (the rootfs is cached as dind-init-l3/postgres-rootfs:bookworm-2)
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 output=${1:?usage: build-bundle.sh OUTPUT_TAR [busybox|postgres ...]}
 shift
 [ $# -gt 0 ] || set -- busybox
+
+# Re-imports IMAGE as one layer with the configuration of DOCKERFILE: with
+# the inner engine's vfs driver every layer is a full copy of the tree.
+squash() {
+    container=$(docker create "$1")
+    set -- "$1" "$2" "$container"
+    while IFS= read -r line; do
+        set -- "$@" --change "$line"
+    done <<EOF
+$(grep -E '^(ENV|USER|STOPSIGNAL|ENTRYPOINT|CMD|WORKDIR) ' "$2")
+EOF
+    image=$1 container=$3
+    shift 3
+    docker export "$container" | docker import "$@" - "$image" >/dev/null
+    docker rm "$container" >/dev/null
+}
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -28,11 +44,12 @@ for kind in "$@"; do
         docker build -q -t "$image" "$context" >/dev/null
         ;;
     postgres)
-        rootfs=dind-init-l3/postgres-rootfs:bookworm-1
+        rootfs=dind-init-l3/postgres-rootfs:bookworm-2
         "$here/build-rootfs.sh" "$rootfs" postgresql-15,procps
         cp "$here/l3-postgres/Dockerfile" "$here/l3-postgres/pg-entrypoint.sh" "$context/"
         image=dind-init-l3/postgres:15
         docker build -q --build-arg ROOTFS="$rootfs" -t "$image" "$context" >/dev/null
+        squash "$image" "$here/l3-postgres/Dockerfile"
         ;;
     *)
         echo "build-bundle: unknown image '$kind': use busybox or postgres" >&2

@@ -9,7 +9,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$(dirname "$here")")
 tag=${1:-dind-init/dind-l2:latest}
-rootfs=dind-init/dind-rootfs:bookworm-2
+rootfs=dind-init/dind-rootfs:bookworm-3
 bin=${DIND_INIT_BIN:-$root/target/x86_64-unknown-linux-musl/release/dind-init}
 [ -x "$bin" ] || { echo "build-l2: no dind-init binary at $bin: run 'make build' first" >&2; exit 1; }
 

@@ -75,6 +75,11 @@ class L2:
             logs = subprocess.run(["docker", "logs", "--tail", "30", self.id], capture_output=True, text=True)
             raise RuntimeError(f"{error}\n{logs.stdout}{logs.stderr}") from None
 
+    def start_durations(self):
+        """Milliseconds each init.d start took in this boot (dind-init status)."""
+        status = json.loads(self.exec("dind-init", "status", "--json"))
+        return {s["name"]: s["start"]["duration_ms"] for s in status["scripts"] if s.get("start")}
+
     def crash_recoveries(self):
         logs = subprocess.run(["docker", "exec", self.id, "docker", "logs", "pg"], capture_output=True, text=True)
         return (logs.stdout + logs.stderr).count("not properly shut down")
@@ -146,11 +151,13 @@ def measure(mode, args, tmp_image, repo):
             if count != rows:
                 raise RuntimeError(f"{mode} cycle {n}: {count} history rows after the restore, expected {rows}")
             recoveries = l2.crash_recoveries()
+            scripts = l2.start_durations()
             l2.psql(f"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1 + i % {args.scale * 10}, "
                     f"1 + i % {args.scale}, 1 + i % {args.scale * 100000}, i, now() FROM generate_series(1, {args.rows}) i")
             rows += args.rows
             image = f"{repo}/{mode}:cycle-{n}"
-            cycle = {"restore_ms": restore_ms, "rows_after_restore": count, "crash_recoveries": recoveries}
+            cycle = {"restore_ms": restore_ms, "rows_after_restore": count, "crash_recoveries": recoveries,
+                     "restore_scripts_ms": scripts, "restore_outside_scripts_ms": restore_ms - sum(scripts.values())}
             cycle.update(commit_cycle(l2, image, images[-1]))
             figures["cycles"].append(cycle)
             images.append(image)
@@ -229,6 +236,9 @@ def table(result):
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, f in result["modes"].items():
+        if "error" in f:
+            lines.append(f"| {mode} | failed: {f['error']} |||||||||")
+            continue
         c = f["cycles"]
         p = f["parallel"]
         u = f["unquiesced_commit"]
@@ -246,7 +256,7 @@ def table(result):
 def targets(result):
     mode = result["default_mode"]
     f = result["modes"].get(mode)
-    if not f:
+    if not f or "error" in f:
         return []
     c = f["cycles"]
     restore = max(x["restore_ms"] for x in c)
@@ -309,7 +319,12 @@ def main():
               + sh("docker", "version", "-f", "{{.Server.Version}}") + " on " + sh("docker", "info", "-f", "{{.Driver}}"),
               "scale": args.scale, "rows_per_cycle": args.rows, "modes": {}}
     for mode in modes:
-        result["modes"][mode] = measure(mode, args, tmp_image, args.repo)
+        try:
+            result["modes"][mode] = measure(mode, args, tmp_image, args.repo)
+        except RuntimeError as error:
+            # One broken mode must not hide the others' figures.
+            print(f"   {mode} failed: {error}", file=sys.stderr, flush=True)
+            result["modes"][mode] = {"error": str(error).splitlines()[0]}
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as out:
             json.dump(result, out, indent=2)

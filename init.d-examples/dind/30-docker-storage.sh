@@ -127,18 +127,36 @@ stop_loop() {
     say "$mountpoint unmounted; $state/docker.img shrunk to $(megabytes "$state/docker.img") MB"
 }
 
-# rsync: hard links, ACLs, xattrs, numeric ids. Files whose size and mtime
-# match are skipped, so an unchanged file is never rewritten (and never
-# copied up by the L1's overlay). overlay2's own metadata (trusted.overlay.*
-# xattrs, whiteout devices) cannot be written through the L1's overlay, so
-# the tree holds it as rsync's --fake-super records (user.rsync.* xattrs,
-# devices as empty files): -M--fake-super applies it to the destination
-# only (sync out), --fake-super -M--super to the source only (sync in).
-sync_out() {
-    rsync -aHAX --numeric-ids --delete -M--fake-super "$1/" "$2/"
+# The tree holds plain files; overlay2's own metadata cannot be stored as it
+# is: the L1's overlay refuses trusted.overlay.* xattrs and takes a 0/0
+# character device for its own whiteout, and `docker commit` keeps no xattr
+# but security.capability. So devices (overlay2's whiteouts) and the
+# trusted.overlay.opaque/redirect xattrs go to two small manifest files
+# beside the tree, and are made again at sync in.
+# rsync skips files whose size and mtime match: an unchanged file is never
+# rewritten (so never copied up by the L1's overlay, never committed again).
+rsync_tree() {
+    rsync -aHX --numeric-ids --delete --no-devices --no-specials --filter='-x trusted.*' "$1/" "$2/"
 }
+
+sync_out() {
+    (cd "$1" && { find . -type c -exec stat -c 'c %t %T %u %g %a %n' {} +
+        find . -type b -exec stat -c 'b %t %T %u %g %a %n' {} +; } > "$state/overlay-devices.new")
+    (cd "$1" && getfattr -R -h -m '^trusted\.overlay\.(opaque|redirect)$' -d . > "$state/overlay-xattrs.new" 2>/dev/null || true)
+    rsync_tree "$1" "$2"
+    mv "$state/overlay-devices.new" "$state/overlay-devices"
+    mv "$state/overlay-xattrs.new" "$state/overlay-xattrs"
+}
+
 sync_in() {
-    rsync -aHAX --numeric-ids --delete --fake-super -M--super "$1/" "$2/"
+    rsync_tree "$1" "$2"
+    [ -f "$state/overlay-devices" ] && while read -r type major minor uid gid mode path; do
+        mknod "$2/$path" "$type" $((0x$major)) $((0x$minor))
+        chown -h "$uid:$gid" "$2/$path"
+        chmod "$mode" "$2/$path"
+    done < "$state/overlay-devices"
+    [ -s "$state/overlay-xattrs" ] && (cd "$2" && setfattr -h --restore="$state/overlay-xattrs")
+    true
 }
 
 start_overlay_sync() {
@@ -163,6 +181,25 @@ stop_overlay_sync() {
     say "$mountpoint ($used MB used) synced out to $state/tree and unmounted"
 }
 
+# Whether fuse-overlayfs can make a directory on the L2's own file system.
+# It cannot where that file system is itself fuse-overlayfs (an L1 engine
+# with the fuse-overlayfs storage driver): the nested one marks every new
+# directory opaque with an xattr the outer one refuses (EPERM), so an L3
+# whose image lacks a directory it needs (/dev/pts, /etc, ...) fails to
+# start. Where it cannot, the mode still runs (with a warning): L3 images
+# that have every directory they need (Debian root file systems) work.
+fuse_overlayfs_works() {
+    probe=$(mktemp -d "$state/probe.XXXXXX")
+    mkdir "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+    works=no
+    if fuse-overlayfs -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
+        mkdir "$probe/merged/directory" 2>/dev/null && works=yes
+        umount "$probe/merged"
+    fi
+    rm -rf "$probe"
+    [ "$works" = yes ]
+}
+
 # dockerd renames /var/lib/docker/runtimes and /var/lib/docker/tmp at start
 # (to delete them in the background). In a plain-files mode, after a restore
 # they are directories of the image's lower layer, which the L1's overlay
@@ -179,6 +216,7 @@ start)
     case "$mode" in
     fuse-overlayfs)
         [ -c /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
+        fuse_overlayfs_works || echo "warning: fuse-overlayfs cannot make a directory on this L2's file system (the L1 engine's storage driver is fuse-overlayfs? it refuses the nested one's opaque xattr): L3 containers whose image lacks a directory they need fail to start; DIND_STORAGE=vfs or overlay-sync work here" >&2
         mkdir -p "$mountpoint"
         remove_scratch
         driver=fuse-overlayfs
