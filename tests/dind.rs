@@ -34,16 +34,37 @@ fn inner(l2: &Container, command: &str) -> String {
     l2.exec_ok(&["sh", "-c", command])
 }
 
+/// The default storage mode (`auto`) chose a file-granular mode at the
+/// first boot, and the inner dockerd runs the driver of that mode.
+fn assert_file_granular_storage(l2: &Container) {
+    let mode = inner(l2, "cat /var/lib/dind-storage/mode");
+    assert!(
+        mode == "fuse-overlayfs" || mode == "vfs",
+        "storage mode {mode}"
+    );
+    assert_eq!(inner(l2, "docker info --format '{{.Driver}}'"), mode);
+}
+
+/// `dind-init quiesce`, which must report commit-safe, after which the
+/// container log must have `line`.
+fn quiesce_with_line(l2: &Container, line: &str) {
+    let quiesce = l2.exec(&["dind-init", "quiesce", "--timeout", "300"]);
+    assert!(
+        quiesce.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&quiesce.stderr),
+        l2.logs()
+    );
+    assert!(l2.logs().contains(line), "no {line:?} in:\n{}", l2.logs());
+}
+
 /// Checks the inner engine and the L3 state of a restored L2 container.
 fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
     let status = l2.wait_phase("running");
     assert_eq!(status["boot"]["boot"], boot, "{}", l2.logs());
     assert_eq!(status["boot"]["restored"], true);
     assert_eq!(status["healthy"], true);
-    assert_eq!(
-        inner(l2, "docker info --format '{{.Driver}}'"),
-        "fuse-overlayfs"
-    );
+    assert_file_granular_storage(l2);
     assert_eq!(
         inner(
             l2,
@@ -90,18 +111,9 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
         &l2,
         "docker exec stack_web_1 sh -c 'for i in 51 52 53; do echo record $i > /www/record-$i.txt; done'",
     );
-    let quiesce = l2.exec(&["dind-init", "quiesce", "--timeout", "120"]);
-    assert!(
-        quiesce.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&quiesce.stderr),
-        l2.logs()
-    );
-    assert!(
-        l2.logs()
-            .contains("[30-docker-storage.sh] /var/lib/docker: plain files; dockerd"),
-        "{}",
-        l2.logs()
+    quiesce_with_line(
+        &l2,
+        "[30-docker-storage.sh] /var/lib/docker: plain files; dockerd",
     );
     let third = format!("{repo}/third-commit:latest");
     docker_ok(&["commit", &l2.id, &third]);
@@ -210,10 +222,7 @@ fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_w
         let status = l2.wait_phase("running");
         assert_eq!(status["healthy"], true, "{}", l2.logs());
         assert_eq!(status["boot"]["restored"], true);
-        assert_eq!(
-            inner(&l2, "docker info --format '{{.Driver}}'"),
-            "fuse-overlayfs"
-        );
+        assert_file_granular_storage(&l2);
         assert_eq!(
             psql(&l2, "SELECT count(*) FROM pgbench_accounts"),
             ACCOUNTS.to_string()
@@ -237,19 +246,7 @@ fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_w
             ),
         );
         history += ROWS_PER_CYCLE;
-        let quiesce = l2.exec(&["dind-init", "quiesce", "--timeout", "300"]);
-        assert!(
-            quiesce.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&quiesce.stderr),
-            l2.logs()
-        );
-        assert!(
-            l2.logs()
-                .contains("[60-postgres.sh] postgres in pg shut down cleanly"),
-            "{}",
-            l2.logs()
-        );
+        quiesce_with_line(&l2, "[60-postgres.sh] postgres in pg shut down cleanly");
         let changed = changed_bytes(&l2);
         let image = format!("{repo}/cycle-{cycle}:latest");
         images.0.push(image.clone());

@@ -13,20 +13,15 @@ output=${1:?usage: build-bundle.sh OUTPUT_TAR [busybox|postgres ...]}
 shift
 [ $# -gt 0 ] || set -- busybox
 
-# Re-imports IMAGE as one layer with the configuration of DOCKERFILE: with
-# the inner engine's vfs driver every layer is a full copy of the tree.
+# Re-imports IMAGE as one layer (with the inner engine's vfs driver every
+# layer is a full copy of the tree), then sets the configuration lines of
+# DOCKERFILE again (ENV, USER, ...: no layer of their own).
 squash() {
     container=$(docker create "$1")
-    set -- "$1" "$2" "$container"
-    while IFS= read -r line; do
-        set -- "$@" --change "$line"
-    done <<EOF
-$(grep -E '^(ENV|USER|STOPSIGNAL|ENTRYPOINT|CMD|WORKDIR) ' "$2")
-EOF
-    image=$1 container=$3
-    shift 3
-    docker export "$container" | docker import "$@" - "$image" >/dev/null
+    docker export "$container" | docker import - "$1" >/dev/null
     docker rm "$container" >/dev/null
+    { echo "FROM $1"; grep -E '^(ENV|USER|STOPSIGNAL|ENTRYPOINT|CMD|WORKDIR) ' "$2"; } |
+        docker build -q -t "$1" - >/dev/null
 }
 
 context=$(mktemp -d)

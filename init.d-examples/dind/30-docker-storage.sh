@@ -5,15 +5,18 @@
 # DIND_STORAGE picks the mode on the first boot; it is recorded in
 # /var/lib/dind-storage/mode and every later boot (a restore) keeps it:
 #
-#   fuse-overlayfs  (default) /var/lib/docker is plain files in the L2's own
-#                   file system; the inner dockerd's fuse-overlayfs driver
-#                   (needs /dev/fuse). A commit stores the changed files.
+#   auto            (default) fuse-overlayfs where it can make directories
+#                   on the L2's file system (a probe mount), else vfs.
+#   fuse-overlayfs  /var/lib/docker is plain files in the L2's own file
+#                   system; the inner dockerd's fuse-overlayfs driver (needs
+#                   /dev/fuse). A commit stores the changed files.
+#   vfs             plain files, the vfs driver: every image layer and every
+#                   container's root a full copy; works on any L1.
 #   overlay-sync    /var/lib/docker on an ext4 file in the anonymous volume
 #                   /var/lib/dind-storage-live (which `docker commit` skips),
 #                   native overlay2; synced in from /var/lib/dind-storage/tree
 #                   at start, out to it at stop (rsync: unchanged files are
 #                   not rewritten, so the commit stores the changed files).
-#   vfs             plain files, the vfs driver: every image layer a full copy.
 #   loop            the fallback: an ext4 file, loop-mounted, overlay2. It is
 #                   committed whole at every quiesce (shrunk to what it uses);
 #                   while running it lives in the volume, so a commit without
@@ -29,7 +32,7 @@ state=/var/lib/dind-storage
 live=/var/lib/dind-storage-live
 mountpoint=/var/lib/docker
 size=${DIND_STORAGE_SIZE:-16G}
-default_mode=fuse-overlayfs
+default_mode=auto
 
 say() { echo "$*"; }
 die() { echo "$*" >&2; exit 1; }
@@ -37,21 +40,46 @@ megabytes() { echo $(( $(stat -c %s "$1") / 1048576 )); }
 # df, not du: du would walk every file, on the restore's critical path.
 used_mb() { df -m "$1" | awk 'NR == 2 { print $3 }'; }
 
+# Whether fuse-overlayfs can make a directory on the L2's own file system.
+# It cannot where that file system is itself fuse-overlayfs (an L1 engine
+# with the fuse-overlayfs storage driver): the nested one marks every new
+# directory opaque with an xattr the outer one refuses (EPERM), so an L3
+# whose image lacks a directory it needs (/dev/pts, /etc, ...) fails to
+# start. So `auto` takes vfs there; fuse-overlayfs asked for by name still
+# runs (with a warning): L3 images that have every directory they need
+# (Debian root file systems) work.
+fuse_overlayfs_works() {
+    probe=$(mktemp -d "$state/probe.XXXXXX")
+    mkdir "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+    works=no
+    if fuse-overlayfs -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
+        mkdir "$probe/merged/directory" 2>/dev/null && works=yes
+        umount "$probe/merged"
+    fi
+    rm -rf "$probe"
+    [ "$works" = yes ]
+}
+
 # The mode of this image's data: recorded, or (first boot) DIND_STORAGE.
 # A file system committed by the old loop-only script has docker.img and no record.
 storage_mode() {
     recorded=$(cat "$state/mode" 2>/dev/null || true)
     [ -n "$recorded" ] || { [ -f "$state/docker.img" ] && recorded=loop; } || true
     requested=${DIND_STORAGE:-}
-    if [ -n "$recorded" ] && [ -n "$requested" ] && [ "$recorded" != "$requested" ]; then
+    if [ -n "$recorded" ] && [ -n "$requested" ] && [ "$requested" != auto ] && [ "$recorded" != "$requested" ]; then
         die "DIND_STORAGE=$requested, but this image's inner engine data is in mode '$recorded': unset DIND_STORAGE or set it to $recorded (a mode is chosen once, at the first boot)"
     fi
     mode=${recorded:-${requested:-$default_mode}}
     case "$mode" in
-    fuse-overlayfs | overlay-sync | vfs | loop) ;;
-    *) die "unknown DIND_STORAGE '$mode': use fuse-overlayfs, overlay-sync, vfs or loop" ;;
+    auto | fuse-overlayfs | overlay-sync | vfs | loop) ;;
+    *) die "unknown DIND_STORAGE '$mode': use auto, fuse-overlayfs, vfs, overlay-sync or loop" ;;
     esac
     mkdir -p "$state"
+    if [ "$mode" = auto ]; then
+        [ -c /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
+        if fuse_overlayfs_works; then mode=fuse-overlayfs; else mode=vfs; fi
+        echo "auto: storage mode $mode (fuse-overlayfs $([ "$mode" = vfs ] && echo cannot || echo can) make directories here)" >&2
+    fi
     [ -n "$recorded" ] || echo "$mode" > "$state/mode"
     echo "$mode"
 }
@@ -179,25 +207,6 @@ stop_overlay_sync() {
     unmount_ext4
     rm -f "$live/docker.img"
     say "$mountpoint ($used MB used) synced out to $state/tree and unmounted"
-}
-
-# Whether fuse-overlayfs can make a directory on the L2's own file system.
-# It cannot where that file system is itself fuse-overlayfs (an L1 engine
-# with the fuse-overlayfs storage driver): the nested one marks every new
-# directory opaque with an xattr the outer one refuses (EPERM), so an L3
-# whose image lacks a directory it needs (/dev/pts, /etc, ...) fails to
-# start. Where it cannot, the mode still runs (with a warning): L3 images
-# that have every directory they need (Debian root file systems) work.
-fuse_overlayfs_works() {
-    probe=$(mktemp -d "$state/probe.XXXXXX")
-    mkdir "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
-    works=no
-    if fuse-overlayfs -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" "$probe/merged" 2>/dev/null; then
-        mkdir "$probe/merged/directory" 2>/dev/null && works=yes
-        umount "$probe/merged"
-    fi
-    rm -rf "$probe"
-    [ "$works" = yes ]
 }
 
 # dockerd renames /var/lib/docker/runtimes and /var/lib/docker/tmp at start
