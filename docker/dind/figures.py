@@ -249,7 +249,7 @@ def table(result):
         c = f["cycles"]
         p = f["parallel"]
         u = f["unquiesced_commit"]
-        name = f"**{mode}** (default)" if mode == result["default_mode"] else mode
+        name = f"**{mode}** (`auto` takes it here)" if mode == result["default_mode"] else mode
         lines.append(
             f"| {name} | {f['setup_ms']} ms | {' / '.join(mb(x['changed_bytes']) for x in c)} "
             f"| {' / '.join(mb(x['layer_bytes']) for x in c)} | {span([x['quiesce_ms'] for x in c], ' ms')} "
