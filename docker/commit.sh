@@ -25,7 +25,8 @@ fail() {
 [ -x "$dind_init" ] || { say "no dind-init at $dind_init: run 'make build' or set DIND_INIT"; exit 1; }
 
 container=$(docker run -d "$@" "$tmp_image")
-trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT INT TERM
+# -v: with its anonymous volumes (the DinD L2 image declares one).
+trap 'docker rm -f -v "$container" >/dev/null 2>&1 || true' EXIT INT TERM
 
 started=$(date +%s)
 docker exec "$container" dind-init status --wait running --timeout "$timeout" >/dev/null \

@@ -21,6 +21,8 @@
 #   BASE_TAG     (first stage) the image it builds FROM (default: the
 #                environment's DIND_INIT_BASE_IMAGE, else dind-init/base:latest);
 #                BASE_BUILD builds it when it is missing (default: docker/build-base.sh)
+#   COMMIT_FLAGS extra `docker run` flags for the setup run of `commit` only
+#                (a read-only bind mount of a bundle: mounts are not committed)
 #   PREPARE      targets to make before tmp-image (generated l2/ files)
 #
 # Targets:
@@ -49,6 +51,7 @@ RUN_FLAGS ?=
 RUN_FLAGS_FROM ?=
 # Shell words that set "$$@" to RUN_FLAGS_FROM's flags (or to nothing).
 set_run_flags = $(if $(RUN_FLAGS_FROM),flags=$$($(RUN_FLAGS_FROM)) && eval "set -- $$flags",set --)
+COMMIT_FLAGS ?=
 SETUP ?=
 COMMIT_TIMEOUT ?= 600
 
@@ -76,7 +79,7 @@ tmp-image: base $(PREPARE)
 	@echo "built $(TMP_IMAGE) from $(BASE_IMAGE)"
 
 commit: tmp-image
-	$(set_run_flags) && $(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(RUN_FLAGS) "$$@"
+	$(set_run_flags) && $(COMMON_DIR)commit.sh "$(TMP_IMAGE)" "$(IMAGE)" "$(COMMIT_TIMEOUT)" "$(SETUP)" $(COMMIT_FLAGS) $(RUN_FLAGS) "$$@"
 
 ifeq ($(NEEDS_COMMIT),yes)
 image: commit

@@ -236,7 +236,8 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = engine(self.engine, &["rm", "-f", &self.id]);
+        // -v: the anonymous volumes too (the DinD L2 image declares one).
+        let _ = engine(self.engine, &["rm", "-f", "-v", &self.id]);
     }
 }
 

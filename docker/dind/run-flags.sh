@@ -4,8 +4,9 @@
 # (an engine that itself runs without some capability in its bounding set,
 # so runc cannot apply "all capabilities"), the closest set it does grant:
 # every capability it has, no seccomp or AppArmor profile, every device
-# allowed, loop-control, and a private cgroup namespace whose cgroup
-# hierarchies 10-cgroup-nesting.sh re-mounts read-write.
+# allowed, loop-control, /dev/fuse (the inner fuse-overlayfs storage driver)
+# and a private cgroup namespace whose cgroup hierarchies
+# 10-cgroup-nesting.sh re-mounts read-write.
 #
 # usage: run-flags.sh [--lines] [PROBE_IMAGE]
 #   default: one line, shell-quoted (for a Makefile recipe or `eval`)
@@ -51,4 +52,4 @@ for cap in 0:CHOWN 1:DAC_OVERRIDE 2:DAC_READ_SEARCH 3:FOWNER 4:FSETID 5:KILL 6:S
 done
 # shellcheck disable=SC2086 # $drops is a list of whole flags
 emit --cap-add=ALL $drops --security-opt=seccomp=unconfined --security-opt=apparmor=unconfined \
-    "--device-cgroup-rule=a *:* rwm" --device=/dev/loop-control --cgroupns=private
+    "--device-cgroup-rule=a *:* rwm" --device=/dev/loop-control --device=/dev/fuse --cgroupns=private

@@ -1,28 +1,46 @@
 #!/bin/sh
-# DinD step 5: load the images bundled into the L2 image (seed 001), once.
+# DinD step 5: load bundled L3 images (seed 001) into the inner engine, once.
 #
-# The L2 image carries every L3 image as one `docker save` tar, so nothing is
-# pulled. It is loaded on the first boot; a restored boot, or any boot that
-# finds the marker on /var/lib/docker, already has the images.
+# The bundle is one or more `docker save` tars in /opt/dind-bundle, mounted
+# read-only at the setup run (`-v DIR:/opt/dind-bundle:ro`; the stages'
+# Makefiles do it) rather than copied into the image: a bind mount is not
+# committed, so the images are stored once, as the inner engine's layers, and
+# not a second time as a tar. Each tar is loaded once: a marker per tar on
+# /var/lib/docker (so in every commit) says it was; a restored boot, which
+# runs without the mount, finds nothing to load.
 #
-# Settings (environment): DIND_BUNDLE (/opt/dind-bundle/images.tar).
+# Your own images, any time: docker save IMAGE | docker exec -i L2 docker load
+#
+# Settings (environment): DIND_BUNDLE (/opt/dind-bundle: a directory of tars, or one tar).
 set -eu
 
-bundle=${DIND_BUNDLE:-/opt/dind-bundle/images.tar}
-marker=/var/lib/docker/.dind-init-bundle-loaded
+bundle=${DIND_BUNDLE:-/opt/dind-bundle}
+markers=/var/lib/docker/.dind-init-bundles
 
 case "${1:-}" in
 start)
-    if [ "${DIND_INIT_RESTORED:-0}" = 1 ] || [ -e "$marker" ]; then
-        echo "bundle already loaded: skipping (boot ${DIND_INIT_BOOT:-?}, restored=${DIND_INIT_RESTORED:-0})"
+    if [ -d "$bundle" ]; then
+        set -- "$bundle"/*.tar
+        [ -e "$1" ] || set --
+    elif [ -f "$bundle" ]; then
+        set -- "$bundle"
+    else
+        set --
+    fi
+    if [ $# -eq 0 ]; then
+        echo "no bundle at $bundle: nothing to load (boot ${DIND_INIT_BOOT:-?}, restored=${DIND_INIT_RESTORED:-0})"
         exit 0
     fi
-    if [ ! -f "$bundle" ]; then
-        echo "no bundle at $bundle: nothing to load"
-        exit 0
-    fi
-    docker load -q -i "$bundle"
-    date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"
+    mkdir -p "$markers"
+    for tar in "$@"; do
+        marker=$markers/$(basename "$tar").loaded
+        if [ -e "$marker" ]; then
+            echo "$(basename "$tar") already loaded: skipping"
+            continue
+        fi
+        docker load -q -i "$tar"
+        date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"
+    done
     ;;
 stop)
     ;;

@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Figures of the inner engine's storage modes on a PostgreSQL L3 stack.
+
+For every mode of init.d-examples/dind/30-docker-storage.sh: the fresh setup
+of stage 30-postgres (storage, dockerd, the PostgreSQL image from the bundle,
+initdb, `pgbench -i -s SCALE`), its commit, then CYCLES times restore ->
+insert ROWS rows -> quiesce -> commit, then INSTANCES L2 containers started
+together from the last image, and a plain `docker commit` (no quiesce) of a
+running one. Writes target/dind-figures.json and the README table between
+its markers. Needs the images of `make dind-images`.
+
+usage: docker/dind/figures.py [--modes M,M] [--scale 10] [--rows 100000]
+       [--cycles 3] [--instances 4] [--json FILE] [--readme FILE|-]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+STAGE = os.path.join(HERE, "stages", "30-postgres")
+MODES = ["fuse-overlayfs", "overlay-sync", "vfs", "loop"]
+BEGIN = "<!-- dind-figures:begin (make dind-figures writes this table) -->"
+END = "<!-- dind-figures:end -->"
+MB = 1_000_000
+
+
+def sh(*args, stdin=None):
+    """Runs a command, returns its stripped stdout; raises with its stderr."""
+    done = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def now_ms():
+    return time.monotonic_ns() // 1_000_000
+
+
+def default_mode(result):
+    """The mode `auto` (30-docker-storage.sh's default) takes on this machine:
+    fuse-overlayfs where it can make directories (its run logs no warning), else vfs."""
+    fuse = result["modes"].get("fuse-overlayfs", {})
+    if "fuse_overlayfs_can_mkdir" not in fuse:
+        return "vfs"
+    return "fuse-overlayfs" if fuse["fuse_overlayfs_can_mkdir"] else "vfs"
+
+
+class L2:
+    """An L2 container of this run, removed with its volumes by remove()."""
+
+    live = set()
+
+    def __init__(self, image, extra=()):
+        self.id = sh("docker", "run", "-d", *FLAGS, *extra, image)
+        L2.live.add(self.id)
+
+    def exec(self, *command, stdin=None):
+        return sh("docker", "exec", *(["-i"] if stdin else []), self.id, *command, stdin=stdin)
+
+    def psql(self, sql):
+        return self.exec("docker", "exec", "pg", "psql", "-U", "postgres", "-Atqc", sql)
+
+    def ready(self, timeout):
+        """Waits until every start ran and the database answers; returns the row count."""
+        try:
+            self.exec("dind-init", "status", "--wait", "running", "--timeout", str(timeout))
+            self.exec("dind-init", "status")
+            return int(self.psql("SELECT count(*) FROM pgbench_history"))
+        except RuntimeError as error:
+            logs = subprocess.run(["docker", "logs", "--tail", "30", self.id], capture_output=True, text=True)
+            raise RuntimeError(f"{error}\n{logs.stdout}{logs.stderr}") from None
+
+    def start_durations(self):
+        """Milliseconds each init.d start took in this boot (dind-init status)."""
+        status = json.loads(self.exec("dind-init", "status", "--json"))
+        return {s["name"]: s["start"]["duration_ms"] for s in status["scripts"] if s.get("start")}
+
+    def crash_recoveries(self):
+        logs = subprocess.run(["docker", "exec", self.id, "docker", "logs", "pg"], capture_output=True, text=True)
+        return (logs.stdout + logs.stderr).count("not properly shut down")
+
+    def quiesce(self):
+        began = now_ms()
+        self.exec("dind-init", "quiesce", "--timeout", "600")
+        return now_ms() - began
+
+    def commit(self, image):
+        began = now_ms()
+        sh("docker", "commit", self.id, image)
+        return now_ms() - began
+
+    def disk_added(self):
+        """Bytes on L1's disk for this container: its writable layer and its volumes."""
+        rw = int(sh("docker", "inspect", "--size", "-f", "{{.SizeRw}}", self.id))
+        sources = sh("docker", "inspect", "-f", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Source}} {{end}}{{end}}", self.id)
+        volumes = sum(int(sh("du", "-s", "--block-size=1", src).split()[0]) for src in sources.split())
+        return rw + volumes
+
+    def remove(self):
+        subprocess.run(["docker", "rm", "-f", "-v", self.id], capture_output=True)
+        L2.live.discard(self.id)
+
+
+def image_bytes(image):
+    return int(sh("docker", "image", "inspect", "-f", "{{.Size}}", image))
+
+
+def commit_cycle(l2, image, parent):
+    """Quiesce, measure what changed, commit; the figures of one commit."""
+    quiesce_ms = l2.quiesce()
+    changed = int(sh(os.path.join(HERE, "changed-bytes.sh"), l2.id))
+    commit_ms = l2.commit(image)
+    size = image_bytes(image)
+    return {
+        "changed_bytes": changed,
+        "layer_bytes": size - (image_bytes(parent) if parent else 0),
+        "quiesce_ms": quiesce_ms,
+        "commit_ms": commit_ms,
+        "image_bytes": size,
+    }
+
+
+def measure(mode, args, tmp_image, repo):
+    print(f"== {mode}", file=sys.stderr, flush=True)
+    images = []
+    figures = {}
+    try:
+        began = now_ms()
+        l2 = L2(tmp_image, ["-v", f"{STAGE}/bundle:/opt/dind-bundle:ro", "-e", f"DIND_STORAGE={mode}",
+                            "-e", f"PGBENCH_SCALE={args.scale}"])
+        rows = l2.ready(3600)
+        figures["setup_ms"] = now_ms() - began
+        if mode == "fuse-overlayfs":
+            logs = subprocess.run(["docker", "logs", l2.id], capture_output=True, text=True)
+            figures["fuse_overlayfs_can_mkdir"] = "fuse-overlayfs cannot make a directory" not in logs.stderr + logs.stdout
+        figures["data_bytes"] = int(l2.exec("du", "-sxb", "/var/lib/docker").split()[0])
+        # docker commit on an L1 with the fuse-overlayfs driver walks every file
+        # of the container and its image (naive diff): its cost follows this.
+        figures["l2_files"] = int(l2.exec("sh", "-c", "find / -xdev | wc -l"))
+        image = f"{repo}/{mode}:setup"
+        figures["setup_commit"] = commit_cycle(l2, image, None)
+        images.append(image)
+        l2.remove()
+        print(f"   setup {figures['setup_ms']} ms", file=sys.stderr, flush=True)
+
+        figures["cycles"] = []
+        for n in range(1, args.cycles + 1):
+            began = now_ms()
+            l2 = L2(images[-1])
+            count = l2.ready(600)
+            restore_ms = now_ms() - began
+            if count != rows:
+                raise RuntimeError(f"{mode} cycle {n}: {count} history rows after the restore, expected {rows}")
+            recoveries = l2.crash_recoveries()
+            scripts = l2.start_durations()
+            l2.psql(f"INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) SELECT 1 + i % {args.scale * 10}, "
+                    f"1 + i % {args.scale}, 1 + i % {args.scale * 100000}, i, now() FROM generate_series(1, {args.rows}) i")
+            rows += args.rows
+            image = f"{repo}/{mode}:cycle-{n}"
+            cycle = {"restore_ms": restore_ms, "rows_after_restore": count, "crash_recoveries": recoveries,
+                     "restore_scripts_ms": scripts, "restore_outside_scripts_ms": restore_ms - sum(scripts.values())}
+            cycle.update(commit_cycle(l2, image, images[-1]))
+            figures["cycles"].append(cycle)
+            images.append(image)
+            l2.remove()
+            print(f"   cycle {n}: {cycle}", file=sys.stderr, flush=True)
+
+        figures["parallel"] = parallel(images[-1], args.instances, rows)
+        print(f"   parallel: {figures['parallel']}", file=sys.stderr, flush=True)
+
+        # A plain docker commit of a running, restored L2 (no quiesce).
+        l2 = L2(images[-1])
+        l2.ready(600)
+        used = int(l2.exec("du", "-sxb", "/var/lib/docker").split()[0])
+        image = f"{repo}/{mode}:unquiesced"
+        commit_ms = l2.commit(image)
+        images.append(image)
+        figures["unquiesced_commit"] = {"layer_bytes": image_bytes(image) - image_bytes(images[-2]),
+                                        "commit_ms": commit_ms, "data_used_bytes": used}
+        l2.remove()
+        print(f"   unquiesced commit: {figures['unquiesced_commit']}", file=sys.stderr, flush=True)
+    finally:
+        for container in list(L2.live):
+            subprocess.run(["docker", "rm", "-f", "-v", container], capture_output=True)
+        L2.live.clear()
+        for image in images:
+            subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+    return figures
+
+
+def parallel(image, instances, rows):
+    """Starts INSTANCES L2 containers together; time until all answer, disk each adds."""
+    containers = [None] * instances
+    errors = []
+
+    def one(i):
+        try:
+            containers[i] = L2(image)
+            count = containers[i].ready(900)
+            if count != rows:
+                errors.append(f"instance {i}: {count} rows, expected {rows}")
+        except RuntimeError as error:
+            errors.append(f"instance {i}: {error}")
+
+    began = now_ms()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(instances)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    all_ready_ms = now_ms() - began
+    try:
+        if errors:
+            raise RuntimeError("; ".join(errors))
+        added = [c.disk_added() for c in containers]
+    finally:
+        for container in containers:
+            if container:
+                container.remove()
+    return {"instances": instances, "disk_added_bytes_per_instance": max(added),
+            "disk_added_bytes_each": added, "all_ready_ms": all_ready_ms}
+
+
+def mb(value):
+    return f"{value / MB:.1f}"
+
+
+def span(values, unit=""):
+    low, high = min(values), max(values)
+    return f"{low}{unit}" if low == high else f"{low}–{high}{unit}"
+
+
+def table(result):
+    lines = [
+        "| mode | setup | changed per cycle (MB) | layer per cycle (MB) | quiesce | commit | restore to DB answering "
+        "| image: setup → 3 cycles (MB) | 4 together: disk each, all ready | plain commit, no quiesce |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, f in result["modes"].items():
+        if "error" in f:
+            lines.append(f"| {mode} | failed: {f['error']} |||||||||")
+            continue
+        c = f["cycles"]
+        p = f["parallel"]
+        u = f["unquiesced_commit"]
+        name = f"**{mode}** (`auto` takes it here)" if mode == result["default_mode"] else mode
+        lines.append(
+            f"| {name} | {f['setup_ms']} ms | {' / '.join(mb(x['changed_bytes']) for x in c)} "
+            f"| {' / '.join(mb(x['layer_bytes']) for x in c)} | {span([x['quiesce_ms'] for x in c], ' ms')} "
+            f"| {span([x['commit_ms'] for x in c], ' ms')} | {span([x['restore_ms'] for x in c], ' ms')} "
+            f"| {mb(f['setup_commit']['image_bytes'])} → {mb(c[-1]['image_bytes'])} "
+            f"| {mb(p['disk_added_bytes_per_instance'])} MB, {p['all_ready_ms']} ms "
+            f"| {mb(u['layer_bytes'])} MB in {u['commit_ms']} ms ({mb(u['data_used_bytes'])} MB used) |")
+    return lines
+
+
+def targets(result):
+    mode = result["default_mode"]
+    f = result["modes"].get(mode)
+    if not f or "error" in f:
+        return []
+    c = f["cycles"]
+    restore = max(x["restore_ms"] for x in c)
+    single = min(x["restore_ms"] for x in c)
+    layers_ok = all(x["layer_bytes"] <= 1.2 * x["changed_bytes"] + 16 * MB for x in c)
+    growth = c[-1]["image_bytes"] - f["setup_commit"]["image_bytes"] - sum(x["layer_bytes"] for x in c)
+    p = f["parallel"]
+    rows = [
+        ("layer per cycle ≤ 1.2 × changed + 16 MB",
+         ", ".join(f"{mb(x['layer_bytes'])} ≤ {mb(1.2 * x['changed_bytes'] + 16 * MB)}" for x in c), layers_ok),
+        ("`docker commit` ≤ 3 s", span([x["commit_ms"] for x in c], " ms"), max(x["commit_ms"] for x in c) <= 3000),
+        ("quiesce ≤ 2 s", span([x["quiesce_ms"] for x in c], " ms"), max(x["quiesce_ms"] for x in c) <= 2000),
+        ("restore to the database answering ≤ 3 s", span([x["restore_ms"] for x in c], " ms"), restore <= 3000),
+        ("fresh setup ÷ restore ≥ 10", f"{f['setup_ms']} / {restore} = {f['setup_ms'] / restore:.1f}",
+         f["setup_ms"] / restore >= 10),
+        ("image after 3 cycles ≤ first image + the 3 layers", f"hidden growth {growth} bytes", growth <= 0),
+        ("4 together: ≤ 100 MB of host disk each before they write",
+         f"{mb(p['disk_added_bytes_per_instance'])} MB", p["disk_added_bytes_per_instance"] <= 100 * MB),
+        ("4 together: all ready within 2 × a single restore", f"{p['all_ready_ms']} vs 2 × {single} ms",
+         p["all_ready_ms"] <= 2 * single),
+        ("no crash recovery after any restore", f"{sum(x['crash_recoveries'] for x in c)} recoveries",
+         all(x["crash_recoveries"] == 0 for x in c)),
+    ]
+    lines = [f"| target ({mode}) | figure | met |", "|---|---|---|"]
+    lines += [f"| {name} | {figure} | {'met' if ok else 'NOT met'} |" for name, figure, ok in rows]
+    return lines
+
+
+def write_readme(path, result):
+    text = open(path).read()
+    if BEGIN not in text or END not in text:
+        raise RuntimeError(f"{path} has no {BEGIN} ... {END} markers")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    body = "\n".join(table(result) + [""] + targets(result))
+    open(path, "w").write(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+
+
+def main():
+    global FLAGS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--instances", type=int, default=4)
+    parser.add_argument("--json", default=os.path.join(ROOT, "target", "dind-figures.json"))
+    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    parser.add_argument("--repo", default="dind-init-figures")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    for mode in modes:
+        if mode not in MODES:
+            parser.error(f"unknown mode '{mode}': use {', '.join(MODES)}")
+    tmp_image = f"{args.repo}/30-postgres:tmp"
+    # Its own L2 base image: the shared engine may hold another build's.
+    l2_base = f"{args.repo}/dind-l2:latest"
+    sh(os.path.join(HERE, "build-l2.sh"), l2_base)
+    FLAGS = sh(os.path.join(HERE, "run-flags.sh"), "--lines", l2_base).splitlines()
+    sh("make", "-s", "-C", STAGE, "tmp-image", f"REPO={args.repo}", f"BASE_TAG={l2_base}")
+
+    result = {"default_mode": None, "machine": f"{os.cpu_count()} cores, Docker "
+              + sh("docker", "version", "-f", "{{.Server.Version}}") + " on " + sh("docker", "info", "-f", "{{.Driver}}"),
+              "scale": args.scale, "rows_per_cycle": args.rows, "modes": {}}
+    for mode in modes:
+        try:
+            result["modes"][mode] = measure(mode, args, tmp_image, args.repo)
+        except RuntimeError as error:
+            # One broken mode must not hide the others' figures.
+            print(f"   {mode} failed: {error}", file=sys.stderr, flush=True)
+            result["modes"][mode] = {"error": str(error).splitlines()[0]}
+        result["default_mode"] = default_mode(result)
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)
+        with open(args.json, "w") as out:
+            json.dump(result, out, indent=2)
+    print("\n".join(table(result) + [""] + targets(result)))
+    if args.readme != "-":
+        write_readme(args.readme, result)
+        print(f"wrote {args.json} and the table in {args.readme}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+../../../../../../../../init.d-examples/dind/60-postgres.sh

@@ -1,0 +1,62 @@
+#!/bin/sh
+# DinD step 6 (database example): PostgreSQL as an L3 container, its data on
+# a named volume of the inner engine (so on /var/lib/docker, so in a commit).
+#
+# start: create the container the first time (the image's entrypoint runs
+#        initdb on the empty volume), `docker start` it after a restore; wait
+#        until it accepts connections (pg_isready).
+# stop:  `docker stop` (the image's STOPSIGNAL SIGINT: fast shutdown, a
+#        checkpoint, exit 0), then check how it ended: `docker stop` returns 0
+#        even when it had to SIGKILL, and a killed database would come back
+#        through crash recovery. Anything but exit code 0 fails the stop, so
+#        the quiesce is not commit-safe.
+#
+# Settings (environment): DIND_PG_CONTAINER (pg), DIND_PG_IMAGE
+# (dind-init-l3/postgres:15), DIND_PG_VOLUME (pgdata), DIND_PG_WAIT (seconds
+# to wait for readiness, 120), DIND_PG_STOP_TIMEOUT (seconds before Docker
+# kills it, 60).
+set -eu
+
+name=${DIND_PG_CONTAINER:-pg}
+image=${DIND_PG_IMAGE:-dind-init-l3/postgres:15}
+volume=${DIND_PG_VOLUME:-pgdata}
+wait_seconds=${DIND_PG_WAIT:-120}
+
+case "${1:-}" in
+start)
+    if docker container inspect "$name" >/dev/null 2>&1; then
+        docker start "$name" >/dev/null
+    else
+        docker image inspect "$image" >/dev/null 2>&1 \
+            || { echo "no image $image in the inner engine: bundle it (docker/dind/build-bundle.sh) or docker load it" >&2; exit 1; }
+        docker run -d --name "$name" --shm-size=256m -v "$volume:/var/lib/postgresql/data" "$image" >/dev/null
+        echo "created container $name from $image, data on volume $volume"
+    fi
+    tries=0
+    until docker exec "$name" pg_isready -q 2>/dev/null; do
+        tries=$((tries + 1))
+        if [ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ]; then
+            echo "postgres container $name exited during start-up:" >&2
+            docker logs --tail 20 "$name" >&2 2>&1
+            exit 1
+        fi
+        [ "$tries" -lt $((wait_seconds * 10)) ] || { echo "postgres in $name not ready within ${wait_seconds}s" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "postgres ready in $name"
+    ;;
+stop)
+    docker container inspect "$name" >/dev/null 2>&1 || exit 0
+    docker stop -t "${DIND_PG_STOP_TIMEOUT:-60}" "$name" >/dev/null
+    set -- $(docker inspect -f '{{.State.ExitCode}} {{.State.OOMKilled}}' "$name")
+    if [ "$1" != 0 ] || [ "$2" != false ]; then
+        echo "postgres container $name did not shut down cleanly (exit code $1, OOM-killed $2): its data needs crash recovery; not commit-safe" >&2
+        exit 1
+    fi
+    echo "postgres in $name shut down cleanly"
+    ;;
+*)
+    echo "usage: $0 start|stop" >&2
+    exit 2
+    ;;
+esac
