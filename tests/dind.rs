@@ -9,6 +9,8 @@
 
 use std::process::Command;
 
+use crate::harness::wait_until;
+
 use crate::docker::{
     Container, docker, docker_ok, make_stage_image, repo_root, require_engine, unique,
 };
@@ -125,6 +127,37 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
     // docker stop with Docker's default 10 s: the stops finish inside it.
     docker_ok(&["stop", &l2.id]);
     assert_eq!(l2.inspect("{{.State.ExitCode}}"), "0", "{}", l2.logs());
+    drop(l2);
+
+    // The inner dockerd dies outside its stop: 40-dockerd.sh is degraded
+    // and the engine's HEALTHCHECK (`dind-init status`) turns unhealthy.
+    let health = [
+        "--health-cmd",
+        "dind-init status",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+    ];
+    let l2 = Container::run(&third, &[flag_refs.as_slice(), &health].concat());
+    wait_until("docker reports the L2 healthy", || {
+        l2.inspect("{{.State.Health.Status}}") == "healthy"
+    });
+    inner(&l2, "kill -KILL $(cat /run/dind-dockerd.pid)");
+    wait_until("docker reports the L2 unhealthy", || {
+        l2.inspect("{{.State.Health.Status}}") == "unhealthy"
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&inner(&l2, "dind-init status --json || true")).unwrap();
+    let dockerd = status["scripts"]
+        .as_array()
+        .and_then(|scripts| scripts.iter().find(|s| s["name"] == "40-dockerd.sh"))
+        .unwrap_or_else(|| panic!("no 40-dockerd.sh in {status}"));
+    assert_eq!(dockerd["state"], "degraded", "{status}");
+    assert_eq!(
+        dockerd["daemon_exit"]["how"], "killed by SIGKILL",
+        "{status}"
+    );
     drop(l2);
 
     for image in [
