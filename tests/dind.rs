@@ -38,7 +38,7 @@ fn inner(l2: &Container, command: &str) -> String {
 
 /// The default storage mode (`auto`) chose a file-granular mode at the
 /// first boot, and the inner dockerd runs the driver of that mode.
-fn assert_file_granular_storage(l2: &Container) {
+pub(crate) fn assert_file_granular_storage(l2: &Container) {
     let mode = inner(l2, "cat /var/lib/dind-storage/mode");
     assert!(
         mode == "fuse-overlayfs" || mode == "vfs",

@@ -190,7 +190,7 @@ fn podman_as_l1_runs_the_dind_stack_and_snapshots_it_with_its_l3_state() {
     let status = l2.wait_phase("running");
     assert_eq!(status["boot"]["boot"], 3, "{}", l2.logs());
     assert_eq!(status["healthy"], true, "{}", l2.logs());
-    assert_eq!(inner(&l2, "docker info --format '{{.Driver}}'"), "overlay2");
+    crate::dind::assert_file_granular_storage(&l2);
     assert_eq!(inner(&l2, "docker exec counter cat /data/boots"), "2");
     let committed = OwnedImage {
         engine: "podman",

@@ -127,14 +127,16 @@ fn usr1_and_usr2_reach_the_main_command_when_their_roles_are_none() {
 fn a_moved_quiesce_signal_quiesces_and_usr1_is_forwarded() {
     let sandbox = Sandbox::new("wrapper-quiesce-hup");
     sandbox.recording_script("10-a.sh");
-    let init = sandbox.start(&[
-        "--quiesce-signal",
-        "SIGHUP",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got USR1' USR1; trap '' HUP; echo ready; while :; do sleep 0.01; done",
-    ]);
+    // A main command without child processes (bash's read on a FIFO waits
+    // by itself): its children would be strays, the quiesce not commit-safe.
+    let fifo = sandbox.path("idle.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let main = format!(
+        "trap 'echo got USR1' USR1; trap '' HUP; exec 3<> {}; echo ready; \
+         while :; do read -t 1 -u 3; done",
+        fifo.display()
+    );
+    let init = sandbox.start(&["--quiesce-signal", "SIGHUP", "--", "bash", "-c", &main]);
     init.wait_for_line("ready");
     init.signal(Signal::SIGUSR1);
     init.wait_for_line("got USR1");

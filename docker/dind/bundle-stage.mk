@@ -9,7 +9,10 @@
 DIND_STORAGE ?=
 SETUP_ENV ?=
 BUNDLE := bundle/images.tar
-PREPARE := $(BUNDLE)
+# no-bundle-in-l2: before the bundle was mounted, it was copied into
+# l2/opt/dind-bundle/ (git ignores it), and a checkout that still has it
+# would put it into the image again.
+PREPARE := $(BUNDLE) no-bundle-in-l2
 # The L2 base image the run flags are probed with (see stages/10-engine).
 DIND_L2_IMAGE ?= dind-init/dind-l2:storage
 # Unless RUN_FLAGS is given, the recipes ask run-flags.sh when they run
@@ -20,6 +23,9 @@ endif
 COMMIT_FLAGS = -v $(CURDIR)/bundle:/opt/dind-bundle:ro -e DIND_STORAGE=$(DIND_STORAGE) $(SETUP_ENV)
 include ../../../common.mk
 
-.PHONY: $(BUNDLE)
+.PHONY: $(BUNDLE) no-bundle-in-l2
+no-bundle-in-l2:
+	rm -rf l2/opt/dind-bundle
+
 $(BUNDLE):
 	../../build-bundle.sh $@ $(BUNDLE_IMAGES)
