@@ -131,15 +131,10 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
 
     // The inner dockerd dies outside its stop: 40-dockerd.sh is degraded
     // and the engine's HEALTHCHECK (`dind-init status`) turns unhealthy.
-    let health = [
-        "--health-cmd",
-        "dind-init status",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-    ];
-    let l2 = Container::run(&third, &[flag_refs.as_slice(), &health].concat());
+    let l2 = Container::run(
+        &third,
+        &[flag_refs.as_slice(), &crate::docker::FAST_HEALTHCHECK].concat(),
+    );
     wait_until("docker reports the L2 healthy", || {
         l2.inspect("{{.State.Health.Status}}") == "healthy"
     });

@@ -24,6 +24,17 @@ pub(crate) fn base_image() -> String {
     std::env::var("DIND_INIT_BASE_IMAGE").unwrap_or_else(|_| "dind-init/base:latest".to_string())
 }
 
+/// `docker run` flags for a HEALTHCHECK of `dind-init status` every second
+/// that turns unhealthy at the first failure.
+pub(crate) const FAST_HEALTHCHECK: [&str; 6] = [
+    "--health-cmd",
+    "dind-init status",
+    "--health-interval",
+    "1s",
+    "--health-retries",
+    "1",
+];
+
 pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -530,14 +541,7 @@ stop) kill "$(cat /tmp/daemon.pid)" 2>/dev/null; true ;;
 esac"#,
         )],
         false,
-        &[
-            "--health-cmd",
-            "dind-init status",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-        ],
+        &FAST_HEALTHCHECK,
     );
     wait_until("docker reports the container healthy", || {
         container.inspect("{{.State.Health.Status}}") == "healthy"
