@@ -16,6 +16,8 @@ use crate::{control, logging, output, signals, sys};
 
 /// Exit code of PID 1 for a configuration error found before anything ran.
 pub const EXIT_CONFIG_ERROR: i32 = 2;
+/// How long an idle blocking-pool thread stays before it exits.
+const BLOCKING_THREAD_KEEP_ALIVE: Duration = Duration::from_millis(200);
 /// How long the exit waits for queued log lines to be written.
 const OUTPUT_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
@@ -68,6 +70,9 @@ fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
+        // The blocking thread (state saves, the quiesce's flush) goes away
+        // soon after its work instead of idling for tokio's default 10 s.
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .build()
         .context("cannot start the event loop")?;
     runtime.block_on(async move {
