@@ -100,6 +100,19 @@ fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usiz
 fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep() {
     require_engine();
     let repo = unique("dind-init-e2e-dind");
+    // Removed on drop, also when an assertion below fails.
+    let _images = Images(
+        [
+            "10-engine:tmp",
+            "10-engine:latest",
+            "20-stack:tmp",
+            "20-stack:latest",
+            "third-commit:latest",
+        ]
+        .iter()
+        .map(|image| format!("{repo}/{image}"))
+        .collect(),
+    );
     let flags = run_flags();
     make_stage_image(&repo_root().join("docker/dind/stages/20-stack"), &repo, &[]);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -154,16 +167,6 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
         "{status}"
     );
     drop(l2);
-
-    for image in [
-        "10-engine:tmp",
-        "10-engine:latest",
-        "20-stack:tmp",
-        "20-stack:latest",
-        "third-commit:latest",
-    ] {
-        let _ = docker(&["rmi", "-f", &format!("{repo}/{image}")]);
-    }
 }
 
 /// Images of one test, removed on drop (also when the test fails).
