@@ -64,8 +64,13 @@ fn read_process(pid: i32) -> Option<ProcessInfo> {
         pid,
         ppid,
         state,
-        command: format!("[{}]", escape_controls(&comm)),
+        command: comm_placeholder(&comm),
     })
+}
+
+/// `[comm]`: how a process without a command line (or not read yet) is shown.
+fn comm_placeholder(comm: &str) -> String {
+    format!("[{}]", escape_controls(comm))
 }
 
 /// `processes` with their command lines read (the `[comm]` of [`scan`]
@@ -165,14 +170,14 @@ pub fn children(parent: i32) -> Vec<ChildProcess> {
             if ppid != parent {
                 return None;
             }
-            let process = read_process(pid)?;
+            let (_, comm, state, _) = parse_stat(&stat)?;
             Some(ChildProcess {
                 pid,
                 pgid,
                 sid,
                 start_ticks,
-                zombie: process.state == 'Z',
-                command: command_of(pid).unwrap_or(process.command),
+                zombie: state == 'Z',
+                command: command_of(pid).unwrap_or_else(|| comm_placeholder(&comm)),
             })
         })
         .collect()
