@@ -103,9 +103,7 @@ fn a_hanging_start_is_killed_with_its_whole_process_group_at_its_timeout() {
 #[test]
 fn a_script_that_cannot_be_executed_fails_with_a_clear_reason() {
     let sandbox = Sandbox::new("bad-interpreter");
-    let path = sandbox.init_d.join("10-bad.sh");
-    std::fs::write(&path, "#!/nonexistent/interpreter\n").unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sandbox.executable("10-bad.sh", "#!/nonexistent/interpreter\n");
     let mut init = sandbox.start(&[]);
     assert_eq!(init.wait_exit(), 3);
     let log = init.log();
@@ -119,9 +117,7 @@ fn a_script_that_cannot_be_executed_fails_with_a_clear_reason() {
 #[test]
 fn a_crlf_shebang_is_named_as_such() {
     let sandbox = Sandbox::new("crlf");
-    let path = sandbox.init_d.join("10-windows.sh");
-    std::fs::write(&path, "#!/bin/sh\r\necho hi\r\n").unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    sandbox.executable("10-windows.sh", "#!/bin/sh\r\necho hi\r\n");
     let mut init = sandbox.start(&[]);
     assert_eq!(init.wait_exit(), 3);
     let log = init.log();

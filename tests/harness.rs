@@ -81,8 +81,13 @@ impl Sandbox {
 
     /// Writes an executable init.d script with `body` after the shebang.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        self.executable(name, &format!("#!/bin/sh\n{body}\n"))
+    }
+
+    /// Writes an executable init.d file with exactly `content` (any `#!` line, or none).
+    pub fn executable(&self, name: &str, content: &str) -> PathBuf {
         let path = self.init_d.join(name);
-        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::write(&path, content).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         path
     }
