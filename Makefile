@@ -19,7 +19,11 @@ images: base
 	$(MAKE) -C docker/stages/10-service image
 	$(MAKE) -C docker/stages/30-deposit image
 
-example: images
+# Each of the two commands first runs its setup (scripts/setup: installs
+# what this machine lacks, or says what to install), then its targets.
+example:
+	scripts/setup example
+	$(MAKE) images
 	docker/example.sh
 
 lint:
@@ -28,7 +32,9 @@ lint:
 
 # The Docker end-to-end tests are #[ignore]d in a bare `cargo test` (they
 # need the engine and the base image); here they run with everything else.
-test: lint base dind-l2 dist
+test:
+	scripts/setup test
+	$(MAKE) lint base dind-l2 dist
 	cargo test --locked -- --include-ignored
 	scripts/test-multiarch.sh
 	scripts/check-reproducible.sh
