@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures dist reproducible test-multiarch bench soak fuzz
+.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures dist release reproducible test-multiarch bench soak fuzz
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -57,6 +57,11 @@ soak: base
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
 dist:
 	scripts/dist.sh
+
+# Publish: `make release REPOSITORY=ghcr.io/OWNER/dind-init` pushes the
+# per-architecture images and the manifest list REPOSITORY:VERSION.
+release: dist
+	scripts/release.sh $(REPOSITORY)
 
 reproducible: dist
 	scripts/check-reproducible.sh
