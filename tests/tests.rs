@@ -4,6 +4,8 @@
 
 mod harness;
 
+/// The CI recipe of examples/ci/: the YAML files' steps against a local registry.
+mod ci_recipe;
 /// The control socket: status JSON, garbage, stale and busy sockets.
 mod control;
 /// Daemons a start leaves: watched, attributed, degrade/restart/shutdown; output tails.
