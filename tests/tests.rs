@@ -26,6 +26,8 @@ mod lifecycle;
 mod main_command;
 /// Seed 002's multi-arch manifest, pushed to a real registry and pulled by platform.
 mod manifest;
+/// A second engine with overlay2 on ext4 (the common L1): the DinD PostgreSQL cycle on it.
+mod overlay2;
 /// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
 mod podman;
 /// Orphaned zombies are reaped and never steal a waited-for status.
