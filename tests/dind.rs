@@ -293,7 +293,8 @@ pub(crate) fn postgres_cycles(
         );
         // Figures, not targets: this machine is shared and loaded.
         println!(
-            "figure {engine} cycle {cycle}: restore to running {restore:?}, commit {commit:?}, layer {layer} bytes, changed {changed} bytes"
+            "figure {engine} cycle {cycle} (storage {}): restore to running {restore:?}, commit {commit:?}, layer {layer} bytes, changed {changed} bytes",
+            inner(&l2, "cat /var/lib/dind-storage/mode")
         );
         previous = image;
     }
