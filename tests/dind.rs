@@ -234,6 +234,23 @@ const MB: u64 = 1_000_000;
 const ACCOUNTS: u64 = 100_000;
 const ROWS_PER_CYCLE: u64 = 10_000;
 
+/// Stage 30-postgres (PGBENCH_SCALE=1) built as `REPO/30-postgres:latest`
+/// on the host's engine; its images, removed on drop, and that tag.
+pub(crate) fn build_postgres_stage(repo: &str) -> (Images, String) {
+    let images = Images(
+        ["10-engine:tmp", "30-postgres:tmp", "30-postgres:latest"]
+            .iter()
+            .map(|tag| format!("{repo}/{tag}"))
+            .collect(),
+    );
+    make_stage_image(
+        &repo_root().join("docker/dind/stages/30-postgres"),
+        repo,
+        &["PGBENCH_SCALE=1"],
+    );
+    (images, format!("{repo}/30-postgres:latest"))
+}
+
 /// CYCLES times on `engine`: restore `previous` (an L2 of stage
 /// 30-postgres or a commit of it), check the database came back without
 /// crash recovery, insert ROWS_PER_CYCLE rows, quiesce, commit; each layer
@@ -308,18 +325,7 @@ fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_w
     let repo = unique("dind-init-e2e-pg");
     let flags = run_flags();
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut images = Images(
-        ["10-engine:tmp", "30-postgres:tmp", "30-postgres:latest"]
-            .iter()
-            .map(|tag| format!("{repo}/{tag}"))
-            .collect(),
-    );
-    make_stage_image(
-        &repo_root().join("docker/dind/stages/30-postgres"),
-        &repo,
-        &["PGBENCH_SCALE=1"],
-    );
-    let previous = format!("{repo}/30-postgres:latest");
+    let (mut images, previous) = build_postgres_stage(&repo);
 
     // The bundle reached the inner engine through a read-only mount: no tar in the image.
     let bundle = docker_ok(&[

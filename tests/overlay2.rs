@@ -12,8 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::dind::{Images, postgres_cycles, run_flags_on};
-use crate::docker::{base_image, engine_ok, make_stage_image, repo_root, require_engine, unique};
+use crate::dind::{build_postgres_stage, postgres_cycles, run_flags_on};
+use crate::docker::{base_image, engine_ok, repo_root, require_engine, unique};
 
 /// A dockerd with overlay2 of the test's own, stopped and removed on drop.
 pub(crate) struct Overlay2Engine {
@@ -102,18 +102,7 @@ fn postgres_restore_insert_commit_on_an_overlay2_l1_keeps_the_data_and_each_laye
     require_engine();
     let repo = unique("dind-init-e2e-ov2");
     // The stage is built on the host's engine, then carried over.
-    let _built = Images(
-        ["10-engine:tmp", "30-postgres:tmp", "30-postgres:latest"]
-            .iter()
-            .map(|tag| format!("{repo}/{tag}"))
-            .collect(),
-    );
-    make_stage_image(
-        &repo_root().join("docker/dind/stages/30-postgres"),
-        &repo,
-        &["PGBENCH_SCALE=1"],
-    );
-    let prepared = format!("{repo}/30-postgres:latest");
+    let (_built, prepared) = build_postgres_stage(&repo);
 
     let bridge = host_bridge();
     assert!(
