@@ -29,6 +29,8 @@ netns=dind-init-$(basename "$dir")
 socket=$dir/docker.sock
 
 stop() {
+    # Only a directory this script made: it removes DIR.
+    [ ! -e "$dir" ] || [ -f "$dir/.overlay2-engine" ] || die "$dir was not made by overlay2-engine.sh start: not removing it"
     if [ -f "$dir/dockerd.pid" ]; then
         pid=$(cat "$dir/dockerd.pid")
         if kill "$pid" 2>/dev/null; then
@@ -62,6 +64,7 @@ start)
     done
     [ ! -e "$dir" ] || die "$dir exists: stop it first (overlay2-engine.sh stop $dir)"
     mkdir -p "$dir/root" "$dir/exec"
+    touch "$dir/.overlay2-engine"
     trap 'say "start failed; cleaning up"; tail -n 20 "$dir/dockerd.log" >&2 2>/dev/null || true; stop' EXIT
     truncate -s "$size" "$dir/ext4.img"
     mkfs.ext4 -q -F "$dir/ext4.img"
