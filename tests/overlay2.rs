@@ -4,7 +4,9 @@
 //! loop file, its own network namespace, data root, exec root, pidfile and
 //! socket), loads the prepared PostgreSQL L2 into it with `docker save |
 //! docker load`, and runs the DinD restore-insert-commit cycle of
-//! tests/dind.rs on it. The engine and everything in it are removed when
+//! tests/dind.rs on it. The storage mode is the one `auto` chose at the
+//! setup, on the host's engine (vfs here); `make dind-figures` does the
+//! setup on the overlay2 engine too, where `auto` takes fuse-overlayfs. The engine and everything in it are removed when
 //! the test ends, also when it fails.
 
 use std::fs;
