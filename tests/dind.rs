@@ -15,7 +15,7 @@ use crate::docker::{
     Container, docker, docker_ok, make_stage_image, repo_root, require_engine, unique,
 };
 
-fn run_flags() -> Vec<String> {
+pub(crate) fn run_flags() -> Vec<String> {
     let output = Command::new(repo_root().join("docker/dind/run-flags.sh"))
         .arg("--lines")
         .output()
@@ -61,7 +61,7 @@ fn quiesce_with_line(l2: &Container, line: &str) {
 }
 
 /// Checks the inner engine and the L3 state of a restored L2 container.
-fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
+pub(crate) fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
     let status = l2.wait_phase("running");
     assert_eq!(status["boot"]["boot"], boot, "{}", l2.logs());
     assert_eq!(status["boot"]["restored"], true);
@@ -170,7 +170,7 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
 }
 
 /// Images of one test, removed on drop (also when the test fails).
-struct Images(Vec<String>);
+pub(crate) struct Images(pub(crate) Vec<String>);
 
 impl Drop for Images {
     fn drop(&mut self) {

@@ -10,6 +10,8 @@ mod control;
 mod daemons;
 /// Docker-in-docker: an inner engine and its containers through commits.
 mod dind;
+/// The inner engine's storage: an L2 like docker:dind, failed and killed stops, every mode.
+mod dind_storage;
 /// Which files of init.d run, in which order, and what a script is given.
 mod discovery;
 /// The real Docker engine: images, commit and restore, staged Makefiles.
