@@ -72,6 +72,14 @@ fail_start() {
 
 case "${1:-}" in
 start)
+    if dockerd_pid; then
+        echo "dockerd (pid $pid) of an earlier start still runs: not starting a second one on the same data; stop it (kill $pid) or restart the container" >&2
+        exit 1
+    fi
+    # A pid file of a dockerd that died (--on-daemon-exit=restart skips
+    # 20-runtime-cleanup.sh) would make the new one refuse to start.
+    docker_pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+    [ -z "$docker_pid" ] || [ "$(cat "/proc/$docker_pid/comm" 2>/dev/null)" = dockerd ] || rm -f /var/run/docker.pid
     flags=${DOCKERD_FLAGS:---log-level=warn}
     case " $flags" in *" --storage-driver"* | *" -s "*) ;; *) flags="$flags --storage-driver=$driver_wanted" ;; esac
     case " $flags" in *" --data-root"*) ;; *) flags="$flags --data-root=$DIND_DOCKER_ROOT" ;; esac
