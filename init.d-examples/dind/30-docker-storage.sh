@@ -215,7 +215,7 @@ mount_ext4() {
     # container dies without a stop.
     # A few tries: busybox's mount takes the free device loop-control names
     # and gives up when another L2 took it first.
-    for try in 1 2 3 4 5; do
+    for _ in 1 2 3 4 5; do
         mount -t ext4 -o loop,noatime "$1" "$mountpoint" && return 0
         sleep 0.2
     done
@@ -324,8 +324,8 @@ sync_out() {
         || die "getfattr failed (the attr package?): the opaque directories could not be saved"
     rsync_tree "$1" "$2" || die "rsync from $1 to $2 failed (disk full?): the saved tree is incomplete; the live file stays for the next start"
     # A path that became a whiteout (a device, which rsync skips) since the last sync.
-    while read -r type major minor uid gid perm path; do
-        rm -rf "${2:?}/$path"
+    while IFS= read -r line; do
+        rm -rf "${2:?}/$(device_path "$line")"
     done < "$state/overlay-devices.new"
     mv "$state/overlay-devices.new" "$state/overlay-devices"
     mv "$state/overlay-xattrs.new" "$state/overlay-xattrs"
@@ -333,17 +333,30 @@ sync_out() {
     echo complete > "$state/tree-state"
 }
 
+# The path of a line of the device manifest (TYPE MAJOR MINOR UID GID MODE
+# PATH), blanks in it kept (read would strip trailing ones). A name with a
+# newline cannot be in this line format; overlay2 makes none.
+device_path() {
+    printf '%s' "${1#* * * * * * }"
+}
+
 sync_in() {
     rsync_tree "$1" "$2"
+    destination=$2
     if [ -f "$state/overlay-devices" ]; then
-        while read -r type major minor uid gid perm path; do
-            rm -rf "${2:?}/$path"
-            mknod "$2/$path" "$type" $((0x$major)) $((0x$minor))
-            chown -h "$uid:$gid" "$2/$path"
-            chmod "$perm" "$2/$path"
+        set -f
+        while IFS= read -r line; do
+            # shellcheck disable=SC2086 # the six fields before the path
+            set -- $line
+            path=$destination/$(device_path "$line")
+            rm -rf "$path"
+            mknod "$path" "$1" $((0x$2)) $((0x$3))
+            chown -h "$4:$5" "$path"
+            chmod "$6" "$path"
         done < "$state/overlay-devices"
+        set +f
     fi
-    [ -s "$state/overlay-xattrs" ] && (cd "$2" && setfattr -h --restore="$state/overlay-xattrs")
+    [ -s "$state/overlay-xattrs" ] && (cd "$destination" && setfattr -h --restore="$state/overlay-xattrs")
     true
 }
 

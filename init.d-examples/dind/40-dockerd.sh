@@ -53,7 +53,7 @@ stop_dockerd() {
     dockerd_pid || { rm -f "$pidfile"; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
     started=$(now)
-    while [ -d "/proc/$pid" ] && [ "$(cat "/proc/$pid/stat" 2>/dev/null | awk '{ print $3 }')" != Z ]; do
+    while [ -d "/proc/$pid" ] && [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
         if passed "$started" "$1"; then
             kill -KILL "$pid" 2>/dev/null || true
             rm -f "$pidfile"

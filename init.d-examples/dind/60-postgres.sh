@@ -38,7 +38,9 @@ start)
         echo "created container $name from $image, data on volume $volume"
     fi
     started=$(now)
-    until docker exec "$name" pg_isready -q 2>/dev/null; do
+    # The polling runs inside the L3, in one `docker exec` (each one is a
+    # round trip through the inner engine, 0.1-0.2 s): ready shows within 50 ms.
+    until docker exec "$name" timeout "$wait_seconds" sh -c 'until pg_isready -q; do sleep 0.05; done' 2>/dev/null; do
         if [ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ]; then
             echo "postgres container $name exited during start-up:" >&2
             docker logs --tail 20 "$name" >&2 2>&1
