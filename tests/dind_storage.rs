@@ -3,7 +3,8 @@
 //! (`VOLUME /var/lib/docker` as the official image declares it, busybox's sh
 //! and tools ahead of Debian's, docker/dind/l2/docker-dind.Dockerfile), in
 //! every storage mode this L1 can run, through stops that fail (a shell
-//! holding /var/lib/docker, a full disk for the saved copy) or are killed
+//! sitting in /var/lib/docker, a file held open for writing there, a full
+//! disk for the saved copy) or are killed
 //! half-way (`docker kill`, then `docker start`), checking the inner data
 //! after each: the next start brings back the newest state, and a quiesce
 //! is commit-safe only when the saved state is complete.
@@ -256,6 +257,34 @@ fn failed_and_interrupted_stops_keep_the_newest_inner_data(mode: &str) {
         inner(&l2, "umount /var/lib/dind-storage");
         resume(&l2);
         assert_eq!(records(&l2), "1 2 3 4", "{}", l2.logs());
+
+        // A process keeps a file open for writing on the engine's file
+        // system: nothing is saved from under it, and the start runs on it.
+        add_record(&l2, "5", 1);
+        docker_ok(&[
+            "exec",
+            "-d",
+            &l2.id,
+            "sh",
+            "-c",
+            "exec 3>>/var/lib/docker/writer.log; echo $$ > /tmp/writer.pid; exec sleep 600",
+        ]);
+        wait_until("the writer holds its file open", || {
+            l2.exec(&["test", "-s", "/tmp/writer.pid"]).status.success()
+        });
+        assert!(
+            !quiesce(&l2),
+            "a save under a writer was commit-safe:\n{}",
+            l2.logs()
+        );
+        assert!(
+            l2.logs().contains("is still open for writing"),
+            "{}",
+            l2.logs()
+        );
+        inner(&l2, "kill $(cat /tmp/writer.pid)");
+        resume(&l2);
+        assert_eq!(records(&l2), "1 2 3 4 5", "{}", l2.logs());
     }
     let newest = records(&l2);
 
