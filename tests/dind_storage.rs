@@ -74,6 +74,12 @@ fn engine_image() -> &'static str {
     })
 }
 
+/// The container log must have `line` (a part of a line).
+fn assert_logged(l2: &Container, line: &str) {
+    let logs = l2.logs();
+    assert!(logs.contains(line), "no {line:?} in:\n{logs}");
+}
+
 fn inner(l2: &Container, command: &str) -> String {
     l2.exec_ok(&["sh", "-c", command])
 }
@@ -81,19 +87,31 @@ fn inner(l2: &Container, command: &str) -> String {
 /// An L2 of the engine image in storage mode `mode`, with the busybox L3
 /// image loaded from the bundle, running and healthy.
 fn engine_l2(mode: &str, flags: &[String]) -> Container {
-    let bundle = repo_root().join("docker/dind/stages/10-engine/bundle");
-    let mut args: Vec<String> = flags.to_vec();
-    args.extend([
-        "-e".to_string(),
-        format!("DIND_STORAGE={mode}"),
-        "-v".to_string(),
-        format!("{}:/opt/dind-bundle:ro", bundle.display()),
-    ]);
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let l2 = Container::run(engine_image(), &arg_refs);
+    let mode_flag = format!("DIND_STORAGE={mode}");
+    let l2 = run_with_bundle(engine_image(), flags, &["-e", &mode_flag], &stage_bundle());
     let status = l2.wait_phase("running");
     assert_eq!(status["healthy"], true, "{}", l2.logs());
     l2
+}
+
+/// Stage 10's bundle directory (the busybox L3 image), as its Makefile built it.
+fn stage_bundle() -> std::path::PathBuf {
+    repo_root().join("docker/dind/stages/10-engine/bundle")
+}
+
+/// `docker run` of `image` with `flags`, `extra` and the bundle directory
+/// `bundle` mounted read-only at /opt/dind-bundle.
+fn run_with_bundle(
+    image: &str,
+    flags: &[String],
+    extra: &[&str],
+    bundle: &std::path::Path,
+) -> Container {
+    let mount = format!("{}:/opt/dind-bundle:ro", bundle.display());
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    args.extend(["-v", &mount]);
+    Container::run(image, &args)
 }
 
 /// Appends `record` to the list on the inner named volume `records`, with
@@ -167,6 +185,27 @@ fn saving_line(mode: &str) -> &'static str {
     }
 }
 
+/// A `docker exec`ed shell that runs `setup` (it sits in a directory, holds
+/// a file open), then sleeps; returns once its pid is in `pid_file`.
+fn background_shell(l2: &Container, setup: &str, pid_file: &str) {
+    let script = format!("{setup} && echo $$ > {pid_file} && exec sleep 600");
+    docker_ok(&["exec", "-d", &l2.id, "sh", "-c", &script]);
+    wait_until(&format!("the shell of `{setup}` is ready"), || {
+        l2.exec(&["test", "-s", pid_file]).status.success()
+    });
+}
+
+/// A quiesce that must not be commit-safe, for the reason `line` of the
+/// log; then `cleanup` (in the L2) and a resume, after which the records
+/// must be `expected`: the newest, not the last saved ones.
+fn refused_then_resumed(l2: &Container, line: &str, cleanup: &str, expected: &str) {
+    assert!(!quiesce(l2), "the quiesce was commit-safe:\n{}", l2.logs());
+    assert_logged(l2, line);
+    inner(l2, cleanup);
+    resume(l2);
+    assert_eq!(records(l2), expected, "{}", l2.logs());
+}
+
 /// The rule of every storage mode after a failed or interrupted stop: the
 /// next start runs on the newest state (never on an older one while
 /// healthy), and the quiesce is commit-safe only with the saved state
@@ -192,17 +231,7 @@ fn failed_and_interrupted_stops_keep_the_newest_inner_data(mode: &str) {
 
     // A `docker exec` shell sits in /var/lib/docker during the stop.
     add_record(&l2, "2", 1);
-    docker_ok(&[
-        "exec",
-        "-d",
-        &l2.id,
-        "sh",
-        "-c",
-        "cd /var/lib/docker && echo $$ > /tmp/busy.pid && exec sleep 600",
-    ]);
-    wait_until("the busy shell is in /var/lib/docker", || {
-        l2.exec(&["test", "-s", "/tmp/busy.pid"]).status.success()
-    });
+    background_shell(&l2, "cd /var/lib/docker", "/tmp/busy.pid");
     let busy_quiesce_safe = quiesce(&l2);
     resume(&l2);
     assert_eq!(
@@ -248,43 +277,23 @@ fn failed_and_interrupted_stops_keep_the_newest_inner_data(mode: &str) {
              && mkdir -p /tmp/small && mount -o loop /tmp/small.img /tmp/small && cp -a $s/. /tmp/small/ \
              && umount /tmp/small && mount -o loop /tmp/small.img $s",
         );
-        assert!(
-            !quiesce(&l2),
-            "a stop onto a full disk was commit-safe:\n{}",
-            l2.logs()
+        refused_then_resumed(
+            &l2,
+            "failed (disk full?)",
+            "umount /var/lib/dind-storage",
+            "1 2 3 4",
         );
-        assert!(l2.logs().contains("failed (disk full?)"), "{}", l2.logs());
-        inner(&l2, "umount /var/lib/dind-storage");
-        resume(&l2);
-        assert_eq!(records(&l2), "1 2 3 4", "{}", l2.logs());
 
         // A process keeps a file open for writing on the engine's file
         // system: nothing is saved from under it, and the start runs on it.
         add_record(&l2, "5", 1);
-        docker_ok(&[
-            "exec",
-            "-d",
-            &l2.id,
-            "sh",
-            "-c",
-            "exec 3>>/var/lib/docker/writer.log; echo $$ > /tmp/writer.pid; exec sleep 600",
-        ]);
-        wait_until("the writer holds its file open", || {
-            l2.exec(&["test", "-s", "/tmp/writer.pid"]).status.success()
-        });
-        assert!(
-            !quiesce(&l2),
-            "a save under a writer was commit-safe:\n{}",
-            l2.logs()
+        background_shell(&l2, "exec 3>>/var/lib/docker/writer.log", "/tmp/writer.pid");
+        refused_then_resumed(
+            &l2,
+            "is still open for writing",
+            "kill $(cat /tmp/writer.pid)",
+            "1 2 3 4 5",
         );
-        assert!(
-            l2.logs().contains("is still open for writing"),
-            "{}",
-            l2.logs()
-        );
-        inner(&l2, "kill $(cat /tmp/writer.pid)");
-        resume(&l2);
-        assert_eq!(records(&l2), "1 2 3 4 5", "{}", l2.logs());
     }
     let newest = records(&l2);
 
@@ -377,13 +386,10 @@ fn an_l2_like_docker_dind_keeps_its_inner_state_through_snapshot_and_restore() {
         "{}",
         l2.logs()
     );
-    assert!(
-        l2.logs().contains(
-            "[30-docker-storage.sh] inner engine data: /var/lib/dind-storage/docker, plain files, vfs driver: \
-             not /var/lib/docker: it is on the volume or bind mount /var/lib/docker, which docker commit skips"
-        ),
-        "{}",
-        l2.logs()
+    assert_logged(
+        &l2,
+        "[30-docker-storage.sh] inner engine data: /var/lib/dind-storage/docker, plain files, vfs driver: \
+             not /var/lib/docker: it is on the volume or bind mount /var/lib/docker, which docker commit skips",
     );
 }
 
@@ -442,11 +448,9 @@ fn a_failed_dockerd_start_leaves_no_dockerd_behind() {
     let l2 = Container::run(engine_image(), &args);
     let status = l2.wait_phase("running");
     assert_eq!(status["healthy"], false, "{}", l2.logs());
-    assert!(
-        l2.logs()
-            .contains("[40-dockerd.sh] dockerd did not answer within 3s; stopping dockerd"),
-        "{}",
-        l2.logs()
+    assert_logged(
+        &l2,
+        "[40-dockerd.sh] dockerd did not answer within 3s; stopping dockerd",
     );
     assert_eq!(
         inner(
@@ -477,27 +481,10 @@ fn a_new_bundle_under_the_same_file_name_is_loaded() {
     drop(l2);
 
     // The same bundle again: its marker came with the commit.
-    let same_bundle = repo_root().join("docker/dind/stages/10-engine/bundle");
-    let mut args: Vec<String> = flags.clone();
-    args.extend([
-        "-v".to_string(),
-        format!("{}:/opt/dind-bundle:ro", same_bundle.display()),
-    ]);
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let restored = Container::run(&image, &arg_refs);
+    let restored = run_with_bundle(&image, &flags, &[], &stage_bundle());
     restored.wait_phase("running");
-    assert!(
-        restored
-            .logs()
-            .contains("[50-image-bundle.sh] images.tar (sha256 "),
-        "{}",
-        restored.logs()
-    );
-    assert!(
-        restored.logs().contains(") already loaded: skipping"),
-        "{}",
-        restored.logs()
-    );
+    assert_logged(&restored, "[50-image-bundle.sh] images.tar (sha256 ");
+    assert_logged(&restored, ") already loaded: skipping");
     drop(restored);
 
     let bundle = std::env::temp_dir().join(unique("dind-init-e2e-bundle"));
@@ -505,21 +492,12 @@ fn a_new_bundle_under_the_same_file_name_is_loaded() {
     docker_ok(&["tag", "dind-init-l3/busybox:latest", &other]);
     let tar = bundle.join("images.tar");
     docker_ok(&["save", "-o", tar.to_str().unwrap(), &other]);
-    let mut args: Vec<String> = flags.clone();
-    args.extend([
-        "-v".to_string(),
-        format!("{}:/opt/dind-bundle:ro", bundle.display()),
-    ]);
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let restored = Container::run(&image, &arg_refs);
+    let restored = run_with_bundle(&image, &flags, &[], &bundle);
     let status = restored.wait_phase("running");
     let _ = std::fs::remove_dir_all(&bundle);
     assert_eq!(status["healthy"], true, "{}", restored.logs());
-    assert!(
-        restored
-            .logs()
-            .contains(&format!("[50-image-bundle.sh] Loaded image: {other}")),
-        "{}",
-        restored.logs()
+    assert_logged(
+        &restored,
+        &format!("[50-image-bundle.sh] Loaded image: {other}"),
     );
 }
