@@ -634,3 +634,41 @@ fn a_broken_script_ends_the_container_with_its_name_and_reason() {
         "{logs}"
     );
 }
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_read_only_container_runs_its_command_without_a_control_socket() {
+    require_engine();
+    let base = base_image();
+    let output = docker(&["run", "--rm", "--read-only", &base, "--", "echo", "hi"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hi\n", "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("running without a control socket"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    // While it runs, `dind-init status` (the HEALTHCHECK) says why it cannot answer.
+    let id = docker_ok(&["run", "-d", "--read-only", &base, "--", "sleep", "600"]);
+    let container = Container {
+        id,
+        engine: "docker",
+    };
+    wait_until("the warning is logged", || {
+        container
+            .logs()
+            .contains("running without a control socket")
+    });
+    let status = container.exec(&["dind-init", "status"]);
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("no control socket at /run/dind-init/control.sock")
+            && said.contains("could not create it at boot"),
+        "{said}"
+    );
+}

@@ -157,7 +157,11 @@ impl Supervisor {
         events: UnboundedReceiver<Event>,
         event_sender: UnboundedSender<Event>,
     ) -> (Self, watch::Receiver<Status>) {
-        let (mut state, warning) = state::load(&config.state_path);
+        let (mut state, warning) = if config.persist_state {
+            state::load(&config.state_path)
+        } else {
+            (PersistentState::default(), None)
+        };
         if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
@@ -307,6 +311,9 @@ impl Supervisor {
     /// the disk. The next save waits for this one first, so saves never pass
     /// each other.
     fn save_state_in_background(&mut self) {
+        if !self.config.persist_state {
+            return;
+        }
         let path = self.config.state_path.clone();
         let state = self.state.clone();
         self.pending_save = Some(tokio::task::spawn_blocking(move || {
@@ -320,6 +327,9 @@ impl Supervisor {
     /// blocking thread while events are handled; on failure, logs it and
     /// returns why.
     async fn save_state(&mut self, durability: Durability) -> Result<(), String> {
+        if !self.config.persist_state {
+            return Err("this dind-init keeps no state file: another one owns its paths".into());
+        }
         if let Some(earlier) = self.pending_save.take() {
             self.await_handling_events(earlier, |_| false).await;
         }
