@@ -4,6 +4,8 @@
 
 mod harness;
 
+/// What clients and the state file cannot make grow: waiters, strays, loaded records.
+mod bounds;
 /// The control socket: status JSON, garbage, stale and busy sockets.
 mod control;
 /// Daemons a start leaves: watched, attributed, degrade/restart/shutdown; output tails.

@@ -48,8 +48,9 @@ pub fn load(path: &Path) -> (PersistentState, Option<String>) {
 }
 
 /// The state file's contents, as read. Pure, so it is fuzzed (`fuzz/`).
+/// Every record is bounded like a new one ([`PersistentState::bounded`]).
 pub fn parse(bytes: &[u8]) -> serde_json::Result<PersistentState> {
-    serde_json::from_slice(bytes)
+    serde_json::from_slice(bytes).map(PersistentState::bounded)
 }
 
 fn aside_path(path: &Path) -> PathBuf {

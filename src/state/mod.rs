@@ -22,6 +22,11 @@ const HISTORY_LIMIT: usize = 50;
 pub const MAX_STRAYS_KEPT: usize = 20;
 /// Bytes of a stray's command line kept in a record.
 pub const MAX_COMMAND_KEPT: usize = 256;
+/// Script names kept in one record's list (failed stops, last results).
+const MAX_NAMES_KEPT: usize = 1000;
+/// Bytes kept of any other text of a record loaded from the file (names,
+/// times, states, reasons): what dind-init writes is far shorter.
+const MAX_TEXT_KEPT: usize = 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -172,8 +177,8 @@ impl PersistentState {
     /// Records a finished quiesce and marks the disk as quiesced. Its strays
     /// are bounded in number and length, so the file and every status answer
     /// stay small whatever the strays' command lines.
-    pub fn record_quiesce(&mut self, mut record: QuiesceRecord) -> u64 {
-        record.strays = bounded_strays(&record.strays);
+    pub fn record_quiesce(&mut self, record: QuiesceRecord) -> u64 {
+        let mut record = record.bounded();
         record.id = self.quiesces.last().map_or(1, |q| q.id.saturating_add(1));
         record.boot = self.boot_count;
         let id = record.id;
@@ -182,20 +187,66 @@ impl PersistentState {
         self.quiesced = true;
         id
     }
+
+    /// The state as read from a file, bounded like the records dind-init
+    /// makes itself: a file written by hand, by an older version or by
+    /// anyone who could write it cannot make the state or a status answer
+    /// grow without bound.
+    pub fn bounded(mut self) -> Self {
+        trim_front(&mut self.boots);
+        for boot in &mut self.boots {
+            boot.at = cut(&boot.at, MAX_TEXT_KEPT);
+        }
+        trim_front(&mut self.quiesces);
+        self.quiesces = self
+            .quiesces
+            .into_iter()
+            .map(QuiesceRecord::bounded)
+            .collect();
+        self.last_results.truncate(MAX_NAMES_KEPT);
+        for result in &mut self.last_results {
+            result.name = cut(&result.name, MAX_TEXT_KEPT);
+            result.state = cut(&result.state, MAX_TEXT_KEPT);
+        }
+        self
+    }
+}
+
+impl QuiesceRecord {
+    /// Strays as [`bounded_strays`] keeps them, and every other list and
+    /// text of the record bounded too.
+    fn bounded(mut self) -> Self {
+        self.at = cut(&self.at, MAX_TEXT_KEPT);
+        self.failed_stops.truncate(MAX_NAMES_KEPT);
+        for name in &mut self.failed_stops {
+            *name = cut(name, MAX_TEXT_KEPT);
+        }
+        self.strays = bounded_strays(&self.strays);
+        self.not_saved = self.not_saved.map(|why| cut(&why, MAX_TEXT_KEPT));
+        self
+    }
 }
 
 /// At most [`MAX_STRAYS_KEPT`] strays, each command line cut to
-/// [`MAX_COMMAND_KEPT`] bytes; a last entry (pid 0) counts the ones left out.
+/// [`MAX_COMMAND_KEPT`] bytes; a last entry (pid 0) counts the ones left
+/// out. Bounding a list already bounded keeps it as it is.
 pub fn bounded_strays(strays: &[ProcessInfo]) -> Vec<ProcessInfo> {
+    // A list of one more than the limit is already bounded: its last entry
+    // is the count of the ones left out.
+    let keep = if strays.len() == MAX_STRAYS_KEPT.saturating_add(1) {
+        strays.len()
+    } else {
+        MAX_STRAYS_KEPT
+    };
     let mut kept: Vec<ProcessInfo> = strays
         .iter()
-        .take(MAX_STRAYS_KEPT)
+        .take(keep)
         .map(|p| ProcessInfo {
             command: cut(&p.command, MAX_COMMAND_KEPT),
             ..p.clone()
         })
         .collect();
-    let left_out = strays.len().saturating_sub(MAX_STRAYS_KEPT);
+    let left_out = strays.len().saturating_sub(keep);
     if left_out > 0 {
         kept.push(ProcessInfo {
             pid: 0,
@@ -292,6 +343,22 @@ mod tests {
         assert_eq!(kept.last().unwrap().command, "... and 10 more");
         let json = serde_json::to_vec(&state).unwrap();
         assert!(json.len() < 16 * 1024, "{} bytes", json.len());
+    }
+
+    #[test]
+    fn bounding_a_bounded_list_keeps_it() {
+        let stray = |n: i32| ProcessInfo {
+            pid: n,
+            ppid: 1,
+            state: 'S',
+            command: "x".repeat(1000),
+        };
+        let many: Vec<_> = (1..=30).map(stray).collect();
+        let once = bounded_strays(&many);
+        assert_eq!(bounded_strays(&once), once);
+        assert_eq!(once.last().unwrap().command, "... and 10 more");
+        let few: Vec<_> = (1..=3).map(stray).collect();
+        assert_eq!(bounded_strays(&bounded_strays(&few)), bounded_strays(&few));
     }
 
     #[test]

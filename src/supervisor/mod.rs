@@ -63,11 +63,25 @@ struct Pending {
     /// What has been asked for and not yet done.
     intents: Intents,
     /// Clients answered when the quiesce is done (or refused).
-    quiesce_waiters: Vec<Reply>,
+    quiesce_waiters: Waiters,
     /// Clients answered when the resumed starts are done (or refused).
-    resume_waiters: Vec<Reply>,
+    resume_waiters: Waiters,
     /// Scripts (round index) to stop and start again, with the back-off before each.
     restarts: VecDeque<(usize, Duration)>,
+}
+
+/// Clients waiting for the end of an operation. A client that gave up (its
+/// request timed out, it hung up) is dropped at the next one's arrival, so
+/// a long quiesce costs no more than the clients still waiting for it.
+#[derive(Debug, Default)]
+struct Waiters(Vec<Reply>);
+
+impl Waiters {
+    /// Adds `waiter` (if any), first dropping the ones nobody listens to.
+    fn extend(&mut self, waiter: Option<Reply>) {
+        self.0.retain(|waiting| !waiting.is_closed());
+        self.0.extend(waiter);
+    }
 }
 
 /// A script of the current round and what happened to it.
@@ -361,8 +375,8 @@ fn answer(waiter: Option<Reply>, result: Result<Status, Refusal>) {
 }
 
 /// Answers every waiting client the same.
-fn answer_all(waiters: &mut Vec<Reply>, result: Result<Status, Refusal>) {
-    for waiter in waiters.drain(..) {
+fn answer_all(waiters: &mut Waiters, result: Result<Status, Refusal>) {
+    for waiter in waiters.0.drain(..) {
         let _ = waiter.send(result.clone());
     }
 }
