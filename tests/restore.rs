@@ -145,6 +145,26 @@ fn a_corrupt_state_file_is_kept_aside_and_the_boot_goes_on() {
 }
 
 #[test]
+fn a_bad_byte_in_a_field_it_does_not_know_is_kept_aside_too() {
+    let sandbox = Sandbox::new("bad-byte-unknown-field");
+    env_script(&sandbox);
+    fs::create_dir_all(sandbox.state.parent().unwrap()).unwrap();
+    let original = b"{\"boot_count\": 3, \"from_a_newer_version\": \"caf\xe9\"}".to_vec();
+    fs::write(&sandbox.state, &original).unwrap();
+    let init = sandbox.start(&[]);
+    init.wait_for_line("not UTF-8");
+    init.wait_for_line("running: 1 script(s) started");
+    let kept: Vec<_> = fs::read_dir(sandbox.state.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "moved aside, not overwritten");
+    assert_eq!(fs::read(kept[0].path()).unwrap(), original);
+    assert_eq!(sandbox.status()["boot"]["boot"], 1);
+}
+
+#[test]
 fn an_unwritable_state_file_is_a_warning_not_a_dead_container() {
     let sandbox = Sandbox::new("unwritable-state");
     env_script(&sandbox);
