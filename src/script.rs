@@ -85,6 +85,7 @@ pub fn spawn(
         .env("DIND_INIT_PREVIOUS", env.previous)
         .env("DIND_INIT_REASON", env.reason)
         .env("DIND_INIT_SOCKET", &env.socket);
+    crate::sys::clean_slate_in_child(&mut command);
     let started = Instant::now();
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let prefix = format!("[{}] ", script.name);

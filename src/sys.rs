@@ -62,7 +62,7 @@ pub fn handled_signals() -> SigSet {
 /// Blocks [`handled_signals`] in the calling thread. Called first thing in
 /// `main`, so every thread started later inherits the mask and a signal that
 /// arrives early waits in the queue instead of being lost. Children would
-/// inherit the mask (std's `Command` keeps it): see [`reset_signals_in_child`].
+/// inherit the mask: see [`restore_inherited_in_child`] and [`clean_slate_in_child`].
 pub fn block_handled_signals() -> nix::Result<SigSet> {
     let set = handled_signals();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
@@ -127,23 +127,147 @@ pub fn take_terminal_in_child(command: &mut Command) {
         });
     }
 }
-/// Makes `command`'s process start with no blocked signals and SIGPIPE at
-/// its default action, as a program expects from its parent; without this
-/// every script and daemon would inherit PID 1's blocked mask and ignore
-/// `kill`.
-pub fn reset_signals_in_child(command: &mut Command) {
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: sigemptyset, sigprocmask and
-    // signal are, and it allocates nothing.
+/// The signal state the container gave dind-init, saved by
+/// [`save_inherited`] before anything changed it, so that the main command
+/// can get it back exactly (tini's and catatonit's rule) while scripts get
+/// a clean set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inherited {
+    /// The blocked signals, as the kernel's 64-bit mask (the C library's
+    /// reserved numbers included, which its `sigprocmask` hides; musl's
+    /// start-up has unblocked 33 and 34 before `main`, so those are lost).
+    mask: u64,
+    /// The signals whose action was "ignore", bit n-1 for signal n (32-34,
+    /// which musl will not report, are left out; SIGPIPE is never seen
+    /// ignored, since Rust's runtime ignores it before `main`).
+    ignored: u64,
+}
+
+/// Set once by [`save_inherited`], first thing in `main`.
+static INHERITED: std::sync::OnceLock<Inherited> = std::sync::OnceLock::new();
+
+/// Bit of signal `signo` in a kernel signal mask.
+fn signal_bit(signo: i32) -> u64 {
+    match u32::try_from(signo.saturating_sub(1)) {
+        Ok(bit) if bit < 64 => 1 << bit,
+        _ => 0,
+    }
+}
+
+/// Saves the signal mask and the ignored signals dind-init was started
+/// with, before it blocks anything (call it first in `main`, while there is
+/// one thread). Then, for dind-init itself: SIGCHLD back to its default
+/// action if it was ignored (the kernel would reap our children before we
+/// could read their exit).
+pub fn save_inherited() {
+    let mut mask: u64 = 0;
+    // SAFETY: rt_sigprocmask with no new set only writes the current mask
+    // into `mask`, whose 8 bytes are the kernel's sigset size on Linux.
     unsafe {
-        command.pre_exec(|| {
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            std::ptr::null::<u64>(),
+            &mut mask as *mut u64,
+            std::mem::size_of::<u64>(),
+        );
+    }
+    let mut ignored = 0;
+    for signo in 1..=libc::SIGRTMAX() {
+        if (32..=34).contains(&signo) || signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a query only (no new action); `current` is written by the call.
+        let is_ignored = unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signo, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction == libc::SIG_IGN
+        };
+        if is_ignored {
+            ignored |= signal_bit(signo);
+        }
+    }
+    if ignored & signal_bit(libc::SIGCHLD) != 0 {
+        // SAFETY: restores the default action of a signal we read from a
+        // signalfd; no handler of ours is involved.
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    }
+    let _ = INHERITED.set(Inherited { mask, ignored });
+}
+
+fn inherited() -> Inherited {
+    INHERITED.get().copied().unwrap_or_default()
+}
+
+/// Gives the main command what the container gave dind-init, in the child
+/// before exec: the original signal mask (exactly, the C library's own
+/// numbers included) and SIGCHLD ignored again if it was. Other ignored
+/// signals stay ignored through exec by themselves.
+pub fn restore_inherited_in_child(command: &mut Command) {
+    let saved = inherited();
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: rt_sigprocmask and signal are,
+    // and it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if saved.ignored & signal_bit(libc::SIGCHLD) != 0 {
+                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
             }
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            Ok(())
+            set_mask(saved.mask)
+        });
+    }
+}
+
+/// Sets the calling thread's blocked mask to the kernel mask `mask`.
+fn set_mask(mask: u64) -> std::io::Result<()> {
+    // SAFETY: rt_sigprocmask reads the 8 bytes of `mask` (the kernel's
+    // sigset size on Linux) and writes nothing of ours.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// What a script (and so every daemon it starts) gets, in the child before
+/// exec, whatever the container gave dind-init: no blocked signal and
+/// every signal at its default action (none ignored, SIGPIPE included).
+/// Without this a script would inherit the container's ignored SIGTERM and
+/// its daemon would survive its stop.
+pub fn clean_slate_in_child(command: &mut Command) {
+    let ignored = inherited().ignored | signal_bit(libc::SIGPIPE);
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: signal, rt_sigaction and
+    // rt_sigprocmask are, and it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for signo in 1..=64 {
+                if ignored & signal_bit(signo) != 0 {
+                    libc::signal(signo, libc::SIG_DFL);
+                }
+            }
+            // 32-34, which the C library neither reports nor sets: by the
+            // system call, with the kernel's all-zero action (SIG_DFL).
+            let default_action = [0u64; 4];
+            for signo in 32..=34 {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signo,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    std::mem::size_of::<u64>(),
+                );
+            }
+            set_mask(0)
         });
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::event::Event;
 use crate::reaper::ChildExit;
 use crate::status::{MainState, MainStatus};
-use crate::sys::take_terminal_in_child;
+use crate::sys::{restore_inherited_in_child, take_terminal_in_child};
 use crate::text::escape_controls;
 
 use super::Supervisor;
@@ -48,6 +48,7 @@ impl Supervisor {
             .current_dir(&self.config.main_cwd)
             .process_group(0);
         take_terminal_in_child(&mut command);
+        restore_inherited_in_child(&mut command);
         match self.reaper.spawn_main(&mut command) {
             Ok((child, exit)) => {
                 let pid = child.id() as i32;
