@@ -61,6 +61,10 @@ fn prepare(mut config: Config) -> Result<Config> {
             config.init_dir.display()
         );
     }
+    if config.main_command.is_empty() {
+        // No one to pass the container's fds on to (scripts never get them).
+        sys::close_inherited_fds();
+    }
     // No mount point stays busy because PID 1 sits in it.
     std::env::set_current_dir("/").context("cannot chdir to /")?;
     Ok(config)

@@ -84,7 +84,11 @@ pub fn spawn(
         .env("DIND_INIT_RESTORED", if env.restored { "1" } else { "0" })
         .env("DIND_INIT_PREVIOUS", env.previous)
         .env("DIND_INIT_REASON", env.reason)
-        .env("DIND_INIT_SOCKET", &env.socket);
+        .env("DIND_INIT_SOCKET", &env.socket)
+        // The socket-activation fds are never a script's (it gets none).
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_FDNAMES");
     crate::sys::clean_slate_in_child(&mut command);
     let started = Instant::now();
     let (mut child, exit) = reaper.spawn(&mut command)?;

@@ -1,13 +1,14 @@
 //! What children get of what the container gave dind-init: the main
-//! command its signal mask and ignored signals, exactly as without an init
-//! (tini's and catatonit's rules); scripts and their daemons a clean set
-//! (no blocked or ignored signal).
+//! command its signal mask, ignored signals, fds and socket activation,
+//! exactly as without an init (tini's and catatonit's rules); scripts and
+//! their daemons a clean set (no blocked or ignored signal, fds 0-2 only).
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use crate::harness::Sandbox;
+use crate::harness::{Sandbox, wait_until};
 
 /// Bit of signal `signo` in a `/proc/PID/status` mask.
 fn bit(signo: u32) -> u64 {
@@ -131,4 +132,96 @@ fn a_daemon_is_stoppable_when_the_container_ignores_sigterm() {
         "{}",
         String::from_utf8_lossy(&quiesce.stderr)
     );
+}
+
+/// Where fd `fd` of process `pid` points, if it is open.
+fn fd_target(pid: &str, fd: &str) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+#[test]
+fn the_main_command_gets_the_inherited_fds_and_scripts_do_not() {
+    let sandbox = Sandbox::new("inherited-fds");
+    let three = fs::File::create(sandbox.path("fd-three")).unwrap();
+    let seven = fs::File::create(sandbox.path("fd-seven")).unwrap();
+    let (three_fd, seven_fd) = (three.as_raw_fd(), seven.as_raw_fd());
+    let report = |who: &str| {
+        format!(
+            "{{ echo \"pid=$$ listen_pid=${{LISTEN_PID-unset}} listen_fds=${{LISTEN_FDS-unset}}\"; ls -l /proc/$$/fd; }} > {}",
+            sandbox.path(who).display()
+        )
+    };
+    sandbox.script(
+        "10-report.sh",
+        &format!(
+            "if [ \"$1\" = start ]; then {}; sh -c '{}; exec sleep 1000' & fi",
+            report("script"),
+            report("daemon").replace('\'', "'\\''"),
+        ),
+    );
+    let mut command = sandbox.command(&[
+        "--settle",
+        "0.1",
+        "--",
+        "sh",
+        "-c",
+        &format!("{}; echo main reported; sleep 1000", report("main")),
+    ]);
+    command.env("LISTEN_PID", "1").env("LISTEN_FDS", "1");
+    // SAFETY: between fork and exec only dup2 and close, which are
+    // async-signal-safe. Through spare numbers first, since either file may
+    // already be at 3 or 7 (where dup2 would keep its close-on-exec flag).
+    unsafe {
+        command.pre_exec(move || {
+            libc::dup2(three_fd, 100);
+            libc::dup2(seven_fd, 101);
+            libc::dup2(100, 3);
+            libc::dup2(101, 7);
+            libc::close(100);
+            libc::close(101);
+            Ok(())
+        });
+    }
+    let init = sandbox.start_command(command);
+    init.wait_for_line("main reported");
+    wait_until("the daemon reported", || sandbox.path("daemon").exists());
+    let read = |who: &str| fs::read_to_string(sandbox.path(who)).unwrap();
+    let main = read("main");
+    let main_pid = main
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("pid=");
+    assert!(
+        main.starts_with(&format!(
+            "pid={main_pid} listen_pid={main_pid} listen_fds=1"
+        )),
+        "LISTEN_PID names the main command: {main}"
+    );
+    assert!(
+        main.contains(&format!("3 -> {}", sandbox.path("fd-three").display()))
+            && main.contains(&format!("7 -> {}", sandbox.path("fd-seven").display())),
+        "{main}"
+    );
+    for who in ["script", "daemon"] {
+        let seen = read(who);
+        assert!(
+            seen.contains("listen_pid=unset listen_fds=unset")
+                && !seen.contains("fd-three")
+                && !seen.contains("fd-seven"),
+            "{who}: {seen}"
+        );
+    }
+    // dind-init closed its own copies once the main command had them.
+    let own = init.pid.as_raw().to_string();
+    for fd in ["3", "7"] {
+        let target = fd_target(&own, fd).unwrap_or_default();
+        assert!(
+            !target.contains("fd-three") && !target.contains("fd-seven"),
+            "{target}"
+        );
+    }
+    drop((three, seven));
 }

@@ -20,7 +20,7 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
-/// What children get of the container's signal state: the main command all, scripts none.
+/// What children get of the container's signal state and fds: the main command all, scripts none.
 mod inherited;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;

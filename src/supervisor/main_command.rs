@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::event::Event;
 use crate::reaper::ChildExit;
 use crate::status::{MainState, MainStatus};
-use crate::sys::{restore_inherited_in_child, take_terminal_in_child};
+use crate::sys::{close_inherited_fds, restore_inherited_in_child, take_terminal_in_child};
 use crate::text::escape_controls;
 
 use super::Supervisor;
@@ -49,7 +49,11 @@ impl Supervisor {
             .process_group(0);
         take_terminal_in_child(&mut command);
         restore_inherited_in_child(&mut command);
-        match self.reaper.spawn_main(&mut command) {
+        let spawned = self.reaper.spawn_main(&mut command);
+        // The main command has its copies now; ours would only keep its
+        // pipes and sockets open after it closed them.
+        close_inherited_fds();
+        match spawned {
             Ok((child, exit)) => {
                 let pid = child.id() as i32;
                 main.pid = Some(pid);
