@@ -8,6 +8,8 @@
 mod clock;
 mod file;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::procs::ProcessInfo;
@@ -45,6 +47,11 @@ pub struct PersistentState {
     pub shut_down_cleanly: bool,
     /// Outcome of each script in the last start/stop round.
     pub last_results: Vec<ScriptRecord>,
+    /// How many times each script's `start` has succeeded in this state, by
+    /// script name, across every boot, resume and restart (a file written
+    /// before this field existed loads with none): `DIND_INIT_STARTS`, and
+    /// `DIND_INIT_FIRST_START=1` while it is 0.
+    pub script_starts: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +195,17 @@ impl PersistentState {
         id
     }
 
+    /// Completed starts of script `name` in this state so far.
+    pub fn starts_of(&self, name: &str) -> u64 {
+        self.script_starts.get(name).copied().unwrap_or(0)
+    }
+
+    /// Counts one more completed start of script `name`.
+    pub fn record_start(&mut self, name: &str) {
+        let count = self.script_starts.entry(name.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+
     /// The state as read from a file, bounded like the records dind-init
     /// makes itself: a file written by hand, by an older version or by
     /// anyone who could write it cannot make the state or a status answer
@@ -208,6 +226,13 @@ impl PersistentState {
             result.name = cut(&result.name, MAX_TEXT_KEPT);
             result.state = cut(&result.state, MAX_TEXT_KEPT);
         }
+        // Script names are file names (at most 255 bytes): a longer key
+        // names no script and is dropped, never cut into another's name.
+        self.script_starts = std::mem::take(&mut self.script_starts)
+            .into_iter()
+            .filter(|(name, _)| name.len() <= MAX_TEXT_KEPT)
+            .take(MAX_NAMES_KEPT)
+            .collect();
         self
     }
 }
@@ -343,6 +368,22 @@ mod tests {
         assert_eq!(kept.last().unwrap().command, "... and 10 more");
         let json = serde_json::to_vec(&state).unwrap();
         assert!(json.len() < 16 * 1024, "{} bytes", json.len());
+    }
+
+    #[test]
+    fn each_script_counts_its_own_completed_starts_and_old_files_load() {
+        let old_file: PersistentState =
+            serde_json::from_str(r#"{"boot_count": 4, "quiesced": true}"#).unwrap();
+        assert_eq!(old_file.starts_of("10-a.sh"), 0);
+        let mut state = old_file;
+        state.record_start("10-a.sh");
+        state.record_start("10-a.sh");
+        state.record_start("20-b.sh");
+        let reloaded: PersistentState =
+            serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(reloaded.starts_of("10-a.sh"), 2);
+        assert_eq!(reloaded.starts_of("20-b.sh"), 1);
+        assert_eq!(reloaded.starts_of("30-new.sh"), 0);
     }
 
     #[test]

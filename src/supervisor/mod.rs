@@ -320,21 +320,30 @@ impl Supervisor {
             .collect();
     }
 
-    /// Writes the boot record on a blocking thread without waiting for it:
-    /// nothing on the way to the first script or the main command waits for
-    /// the disk. The next save waits for this one first, so saves never pass
-    /// each other.
+    /// Writes the state (the boot record, the starts counted) on a blocking
+    /// thread without waiting for it: nothing on the way to the first
+    /// script or the main command waits for the disk. It runs after the
+    /// save still pending, and the next save waits for it, so saves never
+    /// pass each other.
     fn save_state_in_background(&mut self) {
         if !self.config.persist_state {
             return;
         }
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        self.pending_save = Some(tokio::task::spawn_blocking(move || {
+        let earlier = self.pending_save.take();
+        let save = move || {
             if let Err(error) = state::save(&path, &state, Durability::Atomic) {
                 warn_not_saved(&error);
             }
-        }));
+        };
+        self.pending_save = Some(match earlier {
+            None => tokio::task::spawn_blocking(save),
+            Some(earlier) => tokio::spawn(async move {
+                let _ = earlier.await;
+                let _ = tokio::task::spawn_blocking(save).await;
+            }),
+        });
     }
 
     /// Saves the state file (`Fsync`: file and directory fsynced) on a
