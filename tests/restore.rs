@@ -19,11 +19,7 @@ fn env_script(sandbox: &Sandbox) {
 }
 
 fn boots_log(sandbox: &Sandbox) -> Vec<String> {
-    fs::read_to_string(sandbox.path("boots.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    lines_of(sandbox, "boots.log")
 }
 
 #[test]
@@ -122,37 +118,16 @@ fn state_modes_do_not_depend_on_the_umask() {
     assert_eq!(mode(&sandbox.state), 0o644);
 }
 
-#[test]
-fn a_corrupt_state_file_is_kept_aside_and_the_boot_goes_on() {
-    let sandbox = Sandbox::new("corrupt-state");
+/// Boots from a state file holding `bytes`, which must be moved aside
+/// after a warning containing `why`, the boot going on as boot 1; the
+/// bytes of the one file kept aside.
+fn boot_from_corrupt_state(name: &str, bytes: &[u8], why: &str) -> Vec<u8> {
+    let sandbox = Sandbox::new(name);
     env_script(&sandbox);
     fs::create_dir_all(sandbox.state.parent().unwrap()).unwrap();
-    fs::write(&sandbox.state, "{ this is not json").unwrap();
+    fs::write(&sandbox.state, bytes).unwrap();
     let init = sandbox.start(&[]);
-    init.wait_for_line("is not valid JSON");
-    init.wait_for_line("running: 1 script(s) started");
-    let kept: Vec<_> = fs::read_dir(sandbox.state.parent().unwrap())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
-        .collect();
-    assert_eq!(kept.len(), 1);
-    assert_eq!(
-        fs::read_to_string(kept[0].path()).unwrap(),
-        "{ this is not json"
-    );
-    assert_eq!(sandbox.status()["boot"]["boot"], 1);
-}
-
-#[test]
-fn a_bad_byte_in_a_field_it_does_not_know_is_kept_aside_too() {
-    let sandbox = Sandbox::new("bad-byte-unknown-field");
-    env_script(&sandbox);
-    fs::create_dir_all(sandbox.state.parent().unwrap()).unwrap();
-    let original = b"{\"boot_count\": 3, \"from_a_newer_version\": \"caf\xe9\"}".to_vec();
-    fs::write(&sandbox.state, &original).unwrap();
-    let init = sandbox.start(&[]);
-    init.wait_for_line("not UTF-8");
+    init.wait_for_line(why);
     init.wait_for_line("running: 1 script(s) started");
     let kept: Vec<_> = fs::read_dir(sandbox.state.parent().unwrap())
         .unwrap()
@@ -160,8 +135,22 @@ fn a_bad_byte_in_a_field_it_does_not_know_is_kept_aside_too() {
         .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
         .collect();
     assert_eq!(kept.len(), 1, "moved aside, not overwritten");
-    assert_eq!(fs::read(kept[0].path()).unwrap(), original);
     assert_eq!(sandbox.status()["boot"]["boot"], 1);
+    fs::read(kept[0].path()).unwrap()
+}
+
+#[test]
+fn a_corrupt_state_file_is_kept_aside_and_the_boot_goes_on() {
+    let bytes = b"{ this is not json";
+    let kept = boot_from_corrupt_state("corrupt-state", bytes, "is not valid JSON");
+    assert_eq!(kept, bytes);
+}
+
+#[test]
+fn a_bad_byte_in_a_field_it_does_not_know_is_kept_aside_too() {
+    let bytes = b"{\"boot_count\": 3, \"from_a_newer_version\": \"caf\xe9\"}";
+    let kept = boot_from_corrupt_state("bad-byte-unknown-field", bytes, "not UTF-8");
+    assert_eq!(kept, bytes);
 }
 
 #[test]
