@@ -112,16 +112,17 @@ fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
 /// socket still runs its scripts and main command, answers its signals and
 /// reaps, as tini would (a read-only root file system, a second `dind-init
 /// -- CMD` in a container whose dind-init owns the path). When a live
-/// process holds the path, the state file is left to it too.
+/// process holds the path, the scripts and the state file are left to it
+/// too.
 fn bind_or_warn(config: &mut Config) -> Option<tokio::net::UnixListener> {
     let error = match control::bind(&config.socket) {
         Ok(listener) => return Some(listener),
         Err(error) => error,
     };
     let also = if matches!(error, control::BindError::InUse(_)) {
-        config.persist_state = false;
+        config.owns_paths = false;
         format!(
-            " and without writing the state file {} (both belong to the live one)",
+            ", init.d scripts or state file {} (they are the live one's): only the main command runs",
             config.state_path.display()
         )
     } else {

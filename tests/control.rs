@@ -126,6 +126,7 @@ fn a_stale_socket_file_left_by_a_commit_is_replaced() {
 #[test]
 fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
     let sandbox = Sandbox::new("busy-socket");
+    sandbox.recording_script("10-a.sh");
     let _first = sandbox.start(&[]);
     sandbox.wait_phase("running");
     // A second `dind-init -- CMD` on the same paths (dumb-init's suite runs
@@ -155,6 +156,11 @@ fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
     assert_eq!(
         state["boot_count"], 1,
         "the second instance left the live one's state file alone"
+    );
+    assert_eq!(
+        sandbox.order(),
+        ["10-a.sh start"],
+        "and its scripts: only the first instance ran them"
     );
 }
 

@@ -171,7 +171,7 @@ impl Supervisor {
         events: UnboundedReceiver<Event>,
         event_sender: UnboundedSender<Event>,
     ) -> (Self, watch::Receiver<Status>) {
-        let (mut state, warning) = if config.persist_state {
+        let (mut state, warning) = if config.owns_paths {
             state::load(&config.state_path)
         } else {
             (PersistentState::default(), None)
@@ -326,7 +326,7 @@ impl Supervisor {
     /// save still pending, and the next save waits for it, so saves never
     /// pass each other.
     fn save_state_in_background(&mut self) {
-        if !self.config.persist_state {
+        if !self.config.owns_paths {
             return;
         }
         let path = self.config.state_path.clone();
@@ -350,7 +350,7 @@ impl Supervisor {
     /// blocking thread while events are handled; on failure, logs it and
     /// returns why.
     async fn save_state(&mut self, durability: Durability) -> Result<(), String> {
-        if !self.config.persist_state {
+        if !self.config.owns_paths {
             return Err("this dind-init keeps no state file: another one owns its paths".into());
         }
         if let Some(earlier) = self.pending_save.take() {

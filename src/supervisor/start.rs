@@ -176,6 +176,11 @@ impl Supervisor {
     }
 
     fn discover(&mut self) {
+        if !self.config.owns_paths {
+            // A second dind-init: the scripts are the live one's to run.
+            self.scripts.clear();
+            return;
+        }
         let dir = &self.config.init_dir;
         match discovery::discover(dir, self.config.init_dir_explicit) {
             Ok(found) => {
