@@ -4,6 +4,8 @@
 
 mod harness;
 
+/// What clients and the state file cannot make grow: waiters, strays, loaded records.
+mod bounds;
 /// The control socket: status JSON, garbage, stale and busy sockets.
 mod control;
 /// Daemons a start leaves: watched, attributed, degrade/restart/shutdown; output tails.
@@ -20,6 +22,8 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
+/// What children get of the container's signal state and fds: the main command all, scripts none.
+mod inherited;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.
