@@ -16,7 +16,7 @@ use crate::docker::{
     Container, docker, docker_ok, engine_ok, make_stage_image, repo_root, require_engine, unique,
 };
 
-fn run_flags() -> Vec<String> {
+pub(crate) fn run_flags() -> Vec<String> {
     run_flags_on("docker")
 }
 
@@ -80,7 +80,7 @@ fn quiesce_with_line(l2: &Container, line: &str) {
 }
 
 /// Checks the inner engine and the L3 state of a restored L2 container.
-fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
+pub(crate) fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
     let status = l2.wait_phase("running");
     assert_eq!(status["boot"]["boot"], boot, "{}", l2.logs());
     assert_eq!(status["boot"]["restored"], true);

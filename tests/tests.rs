@@ -4,6 +4,8 @@
 
 mod harness;
 
+/// What clients and the state file cannot make grow: waiters, strays, loaded records.
+mod bounds;
 /// The CI recipe of examples/ci/: the YAML files' steps against a local registry.
 mod ci_recipe;
 /// The control socket: status JSON, garbage, stale and busy sockets.
@@ -12,6 +14,8 @@ mod control;
 mod daemons;
 /// Docker-in-docker: an inner engine and its containers through commits.
 mod dind;
+/// The inner engine's storage: an L2 like docker:dind, failed and killed stops, every mode.
+mod dind_storage;
 /// Which files of init.d run, in which order, and what a script is given.
 mod discovery;
 /// The real Docker engine: images, commit and restore, staged Makefiles.
@@ -20,6 +24,8 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
+/// What children get of the container's signal state and fds: the main command all, scripts none.
+mod inherited;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.

@@ -5,7 +5,8 @@ For every mode of init.d-examples/dind/30-docker-storage.sh: the fresh setup
 of stage 30-postgres (storage, dockerd, the PostgreSQL image from the bundle,
 initdb, `pgbench -i -s SCALE`), its commit, then CYCLES times restore ->
 insert ROWS rows -> quiesce -> commit, then INSTANCES L2 containers started
-together from the last image, and a plain `docker commit` (no quiesce) of a
+together from the last image, CYCLES restores of it each with and without
+dockerd's iptables setup (40-dockerd.sh's DIND_DOCKERD_IPTABLES=0), and a plain `docker commit` (no quiesce) of a
 running one. Writes target/dind-figures.json and the README table between
 its markers. Needs the images of `make dind-images`.
 
@@ -177,6 +178,9 @@ def measure(mode, args, tmp_image, repo):
         figures["parallel"] = parallel(images[-1], args.instances, rows)
         print(f"   parallel: {figures['parallel']}", file=sys.stderr, flush=True)
 
+        figures["iptables"] = iptables_switch(images[-1], args.cycles, rows)
+        print(f"   iptables on/off: {figures['iptables']}", file=sys.stderr, flush=True)
+
         # A plain docker commit of a running, restored L2 (no quiesce).
         l2 = L2(images[-1])
         l2.ready(600)
@@ -195,6 +199,43 @@ def measure(mode, args, tmp_image, repo):
         for image in images:
             subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
     return figures
+
+
+def iptables_switch(image, times, rows):
+    """Restores of IMAGE with dockerd's iptables setup (the default) and
+    without it (DIND_DOCKERD_IPTABLES=0), alternating: restore to the
+    database answering, and the shares of 40-dockerd.sh and 60-postgres.sh."""
+    runs = {"on": [], "off": []}
+    for _ in range(times):
+        for switch, extra in (("on", []), ("off", ["-e", "DIND_DOCKERD_IPTABLES=0"])):
+            began = now_ms()
+            l2 = L2(image, extra)
+            try:
+                count = l2.ready(600)
+                restore_ms = now_ms() - began
+                if count != rows:
+                    raise RuntimeError(f"iptables {switch}: {count} history rows, expected {rows}")
+                scripts = l2.start_durations()
+                runs[switch].append({"restore_ms": restore_ms, "dockerd_ms": scripts.get("40-dockerd.sh"),
+                                     "postgres_ms": scripts.get("60-postgres.sh"),
+                                     "crash_recoveries": l2.crash_recoveries()})
+            finally:
+                l2.remove()
+    return runs
+
+
+def iptables_table(result):
+    """The DIND_DOCKERD_IPTABLES=0 switch of 40-dockerd.sh, per mode."""
+    lines = ["| mode | iptables | 40-dockerd.sh start | 60-postgres.sh start | restore to DB answering |",
+             "|---|---|---|---|---|"]
+    for mode, f in result["modes"].items():
+        for switch, label in (("on", "on (default)"), ("off", "off (`DIND_DOCKERD_IPTABLES=0`)")):
+            runs = f.get("iptables", {}).get(switch)
+            if runs:
+                lines.append(f"| {mode} | {label} | {span([r['dockerd_ms'] for r in runs], ' ms')} "
+                             f"| {span([r['postgres_ms'] for r in runs], ' ms')} "
+                             f"| {span([r['restore_ms'] for r in runs], ' ms')} |")
+    return lines
 
 
 def parallel(image, instances, rows):
@@ -347,7 +388,8 @@ def write_readme(path, result):
         raise RuntimeError(f"{path} has no {BEGIN} ... {END} markers")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    body = "\n".join(table(result) + [""] + targets(result) + [""] + overlay2_targets(result))
+    body = "\n".join(table(result) + [""] + targets(result) + [""] + overlay2_targets(result)
+                     + [""] + iptables_table(result))
     open(path, "w").write(f"{head}{BEGIN}\n{body}\n{END}{tail}")
 
 
@@ -402,7 +444,8 @@ def main():
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as out:
             json.dump(result, out, indent=2)
-    print("\n".join(table(result) + [""] + targets(result) + [""] + overlay2_targets(result)))
+    print("\n".join(table(result) + [""] + targets(result) + [""] + overlay2_targets(result)
+                     + [""] + iptables_table(result)))
     if args.readme != "-":
         write_readme(args.readme, result)
         print(f"wrote {args.json} and the table in {args.readme}", file=sys.stderr)

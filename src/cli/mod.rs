@@ -198,6 +198,7 @@ fn init_config(
         init_dir_explicit: init_dir.is_some(),
         init_dir: init_dir.unwrap_or(defaults.init_dir),
         state_path: lookup("--state").map_or(defaults.state_path, |(_, v)| PathBuf::from(v)),
+        owns_paths: defaults.owns_paths,
         socket,
         start_timeout: value_of(lookup("--start-timeout"), parse_timeout)?
             .unwrap_or(defaults.start_timeout),

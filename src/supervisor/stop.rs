@@ -73,7 +73,7 @@ impl Supervisor {
             return;
         }
         self.flush().await;
-        self.strays = self.settle_strays().await;
+        self.strays = state::bounded_strays(&self.settle_strays().await);
         if self.pending.intents.shutdown.is_some() {
             // The shutdown that cut the settle short takes over; its own
             // stops have nothing left to do.
