@@ -121,6 +121,7 @@ impl Supervisor {
         if matches!(outcome, Outcome::Succeeded | Outcome::Interrupted) {
             return true;
         }
+        self.stop_daemons_left_by(index, "its start failed").await;
         if self.config.on_start_failure == StartFailurePolicy::Abort {
             tracing::error!(
                 "start of {name} failed: stopping what started, then exiting {EXIT_START_FAILED} (DIND_INIT_ON_START_FAILURE=continue goes on instead)"

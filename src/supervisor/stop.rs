@@ -43,6 +43,9 @@ impl Supervisor {
         tracked.status.state = ScriptState::Stopping;
         self.publish();
         let result = self.run_script(index, Action::Stop, reason).await;
+        if result.outcome == Outcome::TimedOut {
+            self.stop_daemons_left_by(index, "its stop timed out").await;
+        }
         let tracked = self.scripts.get_mut(index)?;
         let succeeded = result.outcome == Outcome::Succeeded;
         tracked.status.state = if succeeded {
