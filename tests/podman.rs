@@ -25,7 +25,8 @@ use crate::docker::{
     make_stage_image, repo_root, require_engine, unique,
 };
 use crate::snapshot::{
-    LEAKY_SCRIPT, snapshot, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
+    LEAKY_SCRIPT, crafted_status_image, snapshot, snapshot_commits_and_resumes,
+    snapshot_exit_codes_and_rm, snapshot_refuses_a_crafted_status,
     snapshot_refuses_an_unsafe_container,
 };
 
@@ -158,6 +159,12 @@ fn podman_snapshot_commits_refuses_and_gives_its_exit_codes() {
     let container = Container::run_on("podman", &leaky.tag, &ROOTFUL_FLAGS);
     container.wait_phase("running");
     snapshot_refuses_an_unsafe_container(&container);
+    drop(container);
+
+    let crafted = copy_to("podman", &crafted_status_image());
+    let container = Container::run_on("podman", &crafted.tag, &ROOTFUL_FLAGS);
+    container.wait_phase("running");
+    snapshot_refuses_a_crafted_status(&container);
     drop(container);
 
     snapshot_exit_codes_and_rm(&image.tag, "podman", &ROOTFUL_FLAGS);
