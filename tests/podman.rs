@@ -224,3 +224,20 @@ fn podman_as_l1_runs_the_dind_stack_and_snapshots_it_with_its_l3_state() {
         "50"
     );
 }
+
+#[test]
+#[ignore = "needs podman, a Docker engine and `make base`; run by `make test`"]
+fn podman_pool_takes_replaces_waits_releases_and_drains() {
+    use crate::pool::{
+        Pool, WARM_SCRIPT, a_killed_member_is_replaced, concurrent_takes_never_share,
+        drain_leaves_nothing_behind, release_removes_the_anonymous_volumes,
+    };
+    require_engine();
+    let built = TestImage::build("podman-pool", &[WARM_SCRIPT], false);
+    let image = copy_to("podman", &built);
+    concurrent_takes_never_share(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
+    a_killed_member_is_replaced(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
+    let with_volume = [ROOTFUL_FLAGS.as_slice(), &["-v", "/scratch"]].concat();
+    release_removes_the_anonymous_volumes(&Pool::new("podman", &with_volume), &image.tag);
+    drain_leaves_nothing_behind(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
+}
