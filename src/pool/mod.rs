@@ -327,17 +327,21 @@ fn take(engine: Engine, pool: &str, timeout: Duration, json: bool) -> Result<(),
     let deadline = started.checked_add(timeout);
     let mut last_tend: Option<Instant> = None;
     let mut refill_started = false;
+    // Docker's health status says which members are ready, in one call;
+    // members read by exec (podman, --no-healthcheck) need the full look.
+    let mut health_only = engine == Engine::Docker;
     loop {
-        // Fast path: the engine's health filter, one call.
-        if engine == Engine::Docker
-            && let Some(name) = claim_first(engine, &healthy_names(engine, pool)?)?
-        {
+        if health_only && let Some(name) = claim_first(engine, &healthy_names(engine, pool)?)? {
             return taken(engine, pool, &name, json, 0);
         }
         let due = last_tend.is_none_or(|at| at.elapsed() >= TAKE_TEND_EVERY);
-        if engine != Engine::Docker || due {
+        if !health_only || due {
             last_tend = Some(Instant::now());
             let members = member::list(engine, pool)?;
+            health_only = engine == Engine::Docker
+                && members
+                    .iter()
+                    .all(|m| m.label(LABEL_PROBE) != Probe::Exec.word());
             if members.is_empty() {
                 return Err(PoolError::BadInput(format!(
                     "no pool {pool} in {} (no container has label {LABEL_POOL}={pool}): fill it first with `dind-init pool fill IMAGE --name {pool} --size N`",
