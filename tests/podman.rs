@@ -229,12 +229,23 @@ fn podman_as_l1_runs_the_dind_stack_and_snapshots_it_with_its_l3_state() {
 #[ignore = "needs podman, a Docker engine and `make base`; run by `make test`"]
 fn podman_pool_takes_replaces_waits_releases_and_drains() {
     use crate::pool::{
-        Pool, WARM_SCRIPT, a_killed_member_is_replaced, concurrent_takes_never_share,
-        drain_leaves_nothing_behind, release_removes_the_anonymous_volumes,
+        HANGING_SCRIPT, Pool, WARM_SCRIPT, a_killed_member_is_replaced,
+        concurrent_takes_never_share, drain_leaves_nothing_behind,
+        release_removes_the_anonymous_volumes, take_waits_for_the_first_ready_and_no_longer,
     };
     require_engine();
     let built = TestImage::build("podman-pool", &[WARM_SCRIPT], false);
     let image = copy_to("podman", &built);
+    let hanging = copy_to(
+        "podman",
+        &TestImage::build("podman-pool-never", &[HANGING_SCRIPT], false),
+    );
+    take_waits_for_the_first_ready_and_no_longer(
+        &Pool::new("podman", &ROOTFUL_FLAGS),
+        &image.tag,
+        &Pool::new("podman", &ROOTFUL_FLAGS),
+        &hanging.tag,
+    );
     concurrent_takes_never_share(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
     a_killed_member_is_replaced(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
     let with_volume = [ROOTFUL_FLAGS.as_slice(), &["-v", "/scratch"]].concat();

@@ -14,13 +14,14 @@ use serde_json::Value;
 
 use crate::docker::{TestImage, engine, engine_ok, require_engine, unique};
 use crate::harness::dind_init;
+use crate::snapshot::text;
 
 /// A start that takes two seconds: a member is `starting` that long.
 pub(crate) const WARM_SCRIPT: (&str, &str) =
     ("10-warm.sh", "[ \"$1\" = start ] && sleep 2; exit 0");
 
 /// A start that never ends: a member of this image is never ready.
-const HANGING_SCRIPT: (&str, &str) = (
+pub(crate) const HANGING_SCRIPT: (&str, &str) = (
     "10-hang.sh",
     "[ \"$1\" = start ] && exec sleep 1000; exit 0",
 );
@@ -121,15 +122,6 @@ impl Drop for Pool {
         }
         let _ = std::fs::remove_file(&self.log);
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Polls `condition` (each try runs the engine's CLI a few times) until it

@@ -38,7 +38,8 @@ pub(crate) fn snapshot(engine: &str, args: &[&str]) -> Output {
         .expect("cannot run dind-init snapshot")
 }
 
-fn text(output: &Output) -> String {
+/// An output's exit code, stdout and stderr, for a failed assertion.
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),

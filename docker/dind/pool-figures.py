@@ -172,12 +172,13 @@ def table(result):
 
 
 def write_readme(path, result):
+    """Puts the table between the README's markers (refuses a README without them)."""
     text = open(path).read()
-    if BEGIN not in text or END not in text:
+    begin, end = text.find(BEGIN), text.find(END)
+    if begin < 0 or end < begin:
         raise RuntimeError(f"{path} has no {BEGIN} ... {END} markers")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    open(path, "w").write(f"{head}{BEGIN}\n" + "\n".join(table(result)) + f"\n{END}{tail}")
+    with open(path, "w") as out:
+        out.write(text[:begin + len(BEGIN)] + "\n" + "\n".join(table(result)) + "\n" + text[end:])
 
 
 def main():

@@ -90,13 +90,10 @@ impl std::fmt::Display for PoolError {
 /// Runs the pool command; results on stdout, progress and errors on
 /// stderr (the background refill's in the pool log); the exit code.
 pub fn run(request: &PoolRequest) -> i32 {
-    let engine = match request
-        .engine
-        .or_else(|| Engine::find_on_path(std::env::var_os("PATH").as_deref()))
-    {
-        Some(engine) => engine,
-        None => {
-            say("no docker or podman on PATH: install one, or pass --engine");
+    let engine = match crate::snapshot::engine::choose(request.engine) {
+        Ok(engine) => engine,
+        Err(why) => {
+            say(&why);
             return EXIT_ENGINE;
         }
     };
@@ -207,6 +204,22 @@ fn no_such(message: &str) -> bool {
     lower.contains("no such") || lower.contains("does not exist") || lower.contains("not known")
 }
 
+/// `ENGINE … inspect THING`'s JSON; a missing thing is bad input, said by `missing`.
+fn inspect(
+    engine: Engine,
+    args: &[&str],
+    missing: impl FnOnce() -> String,
+) -> Result<Value, PoolError> {
+    let output = crate::snapshot::engine::run(engine, args).map_err(PoolError::Engine)?;
+    if !output.status.success() {
+        if no_such(&String::from_utf8_lossy(&output.stderr)) {
+            return Err(PoolError::BadInput(missing()));
+        }
+        engine_call(engine, args)?;
+    }
+    Ok(serde_json::from_slice(&output.stdout).unwrap_or(Value::Null))
+}
+
 /// The image's id, and the probe its members get; an image that is not a
 /// dind-init image is refused.
 fn inspect_image(
@@ -214,21 +227,12 @@ fn inspect_image(
     image: &str,
     run_args: &[String],
 ) -> Result<(String, Probe), PoolError> {
-    let output = crate::snapshot::engine::run(engine, &["image", "inspect", image])
-        .map_err(PoolError::Engine)?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if no_such(&stderr) {
-            return Err(PoolError::BadInput(format!(
-                "no image `{image}` in {}: build it (or load it) first",
-                engine.program()
-            )));
-        }
-        return Err(engine_call(engine, &["image", "inspect", image])
-            .err()
-            .unwrap_or_else(|| PoolError::Engine(stderr.trim().to_string())));
-    }
-    let all: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let all = inspect(engine, &["image", "inspect", image], || {
+        format!(
+            "no image `{image}` in {}: build it (or load it) first",
+            engine.program()
+        )
+    })?;
     let config = all.pointer("/0/Config").cloned().unwrap_or(Value::Null);
     let id = all
         .pointer("/0/Id")
@@ -452,19 +456,12 @@ fn taken(engine: Engine, pool: &str, name: &str, json: bool, owed: u32) -> Resul
 
 /// `release`: removes a member with its anonymous volumes.
 fn release(engine: Engine, name: &str) -> Result<(), PoolError> {
-    let output = crate::snapshot::engine::run(engine, &["container", "inspect", name])
-        .map_err(PoolError::Engine)?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if no_such(&stderr) {
-            return Err(PoolError::BadInput(format!(
-                "no container `{name}` in {}: check the name `dind-init pool take` printed",
-                engine.program()
-            )));
-        }
-        engine_call(engine, &["container", "inspect", name])?;
-    }
-    let all: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    let all = inspect(engine, &["container", "inspect", name], || {
+        format!(
+            "no container `{name}` in {}: check the name `dind-init pool take` printed",
+            engine.program()
+        )
+    })?;
     let found = member::parse_inspect(all.get(0).unwrap_or(&Value::Null));
     if found.label(LABEL_POOL).is_empty() {
         return Err(PoolError::BadInput(format!(

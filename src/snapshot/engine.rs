@@ -8,6 +8,13 @@ use std::process::{Command, Output};
 
 use super::Engine;
 
+/// The engine `--engine` named, else the first of docker, podman on PATH.
+pub fn choose(given: Option<Engine>) -> Result<Engine, String> {
+    given
+        .or_else(|| Engine::find_on_path(std::env::var_os("PATH").as_deref()))
+        .ok_or_else(|| "no docker or podman on PATH: install one, or pass --engine".to_string())
+}
+
 /// Runs `ENGINE ARGS`; only a failure to start the CLI is an error.
 pub fn run<S: AsRef<OsStr>>(engine: Engine, args: &[S]) -> Result<Output, String> {
     Command::new(engine.program())

@@ -79,13 +79,10 @@ impl fmt::Display for SnapshotError {
 /// Runs the snapshot; prints the committed image's id on stdout, progress
 /// and errors on stderr; returns the exit code.
 pub fn run(request: &SnapshotRequest) -> i32 {
-    let engine = match request
-        .engine
-        .or_else(|| Engine::find_on_path(std::env::var_os("PATH").as_deref()))
-    {
-        Some(engine) => engine,
-        None => {
-            say("no docker or podman on PATH: install one, or pass --engine");
+    let engine = match engine::choose(request.engine) {
+        Ok(engine) => engine,
+        Err(why) => {
+            say(&why);
             return EXIT_ENGINE;
         }
     };
