@@ -229,6 +229,48 @@ pub(crate) fn a_killed_member_is_replaced(pool: &Pool, image: &str) {
     );
 }
 
+/// A start that leaves a daemon, which the test kills: the member turns
+/// unhealthy (its script `degraded`).
+const DAEMON_SCRIPT: (&str, &str) = (
+    "20-daemon.sh",
+    "[ \"$1\" = start ] && { sleep 1000 & }; exit 0",
+);
+
+/// The only member of a pool turns unhealthy while waiting (its daemon
+/// died): `ls` says so with the status' reason, and a take removes it,
+/// saying why, and hands out its replacement once that is ready.
+pub(crate) fn an_unhealthy_member_is_replaced(pool: &Pool, image: &str) {
+    pool.fill(image, 1, true);
+    let [(sick, _)] = <[(String, String); 1]>::try_from(pool.members()).unwrap();
+    engine_ok(
+        pool.engine,
+        &["exec", &sick, "sh", "-c", "kill $(pidof sleep)"],
+    );
+    wait_for("ls shows the member unhealthy", || {
+        pool.members() == [(sick.clone(), "unhealthy".to_string())]
+    });
+    let take = pool.run(&["take", &pool.name, "--timeout", "120"]);
+    assert!(take.status.success(), "{}", text(&take));
+    let taken = String::from_utf8_lossy(&take.stdout).trim().to_string();
+    assert_ne!(
+        taken,
+        format!("{sick}-taken"),
+        "an unhealthy member was handed out"
+    );
+    assert!(is_ready(pool.engine, &taken));
+    let said = format!(
+        "{}{}",
+        pool.log_text(),
+        String::from_utf8_lossy(&take.stderr)
+    );
+    assert!(
+        said.contains(&format!(
+            "removed {sick} (unhealthy: phase: running (not healthy)"
+        )) && said.contains("20-daemon.sh degraded"),
+        "no line says why {sick} went: {said}"
+    );
+}
+
 /// `take` right after a `fill` without `--wait`: it waits, and what it
 /// hands out is ready (the start takes 2 s). From a pool whose members
 /// never get ready, `take --timeout 2` gives up after about 2 s.
@@ -351,6 +393,13 @@ fn docker_pool_concurrent_takes_never_share_a_member() {
 fn docker_pool_a_member_killed_while_waiting_is_replaced() {
     let image = TestImage::build("pool-killed", &[WARM_SCRIPT], false);
     a_killed_member_is_replaced(&Pool::new("docker", &[]), &image.tag);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_a_member_turned_unhealthy_is_removed_with_its_reason_and_replaced() {
+    let image = TestImage::build("pool-unhealthy", &[DAEMON_SCRIPT], false);
+    an_unhealthy_member_is_replaced(&Pool::new("docker", &[]), &image.tag);
 }
 
 #[test]

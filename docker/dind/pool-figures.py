@@ -6,7 +6,7 @@ it (`docker exec L2 docker exec pg psql`), hold it, and release it; for pool
 size 0 (a plain `docker run` restore each time, removed after) and pools of
 1, 2 and 4 members; one taker at a time and 4 at once. Twice: long tests
 (holding the environment about one restore time) and short ones (the query
-only). Reported per case: take-to-answer p50/p95/max, take alone, the total
+only). Reported per case: take-to-answer p50/p95/max, take alone, release, the total
 wall time, and for the short tests the rate of environments handed out
 against the refill rate the machine allows (cores / CPU seconds of one
 restore, read from the L2's cpuacct cgroup). Writes target/pool-figures.json
@@ -76,7 +76,8 @@ class Case:
         self.image, self.flags, self.size = image, flags, size
         self.takers, self.hold_ms, self.tests = takers, hold_ms, tests
         self.name = f"pool-figures-{os.getpid()}-{size}-{takers}-{hold_ms}"
-        self.answers, self.takes, self.restore_cpu = [], [], []
+        self.answers, self.takes, self.releases, self.restore_cpu = [], [], [], []
+        self.held = set()
         self.lock = threading.Lock()
         self.errors = []
 
@@ -89,6 +90,10 @@ class Case:
         else:
             container = pool("take", self.name, "--timeout", "600")
             took = now_ms() - began
+        with self.lock:
+            if container in self.held:
+                raise RuntimeError(f"{container} was handed out while another test held it")
+            self.held.add(container)
         try:
             answer = query(container)
             answered = now_ms() - began
@@ -98,11 +103,16 @@ class Case:
                 cpu = cpu_seconds(sh("docker", "inspect", "-f", "{{.Id}}", container))
             time.sleep(self.hold_ms / 1000)
         finally:
+            with self.lock:
+                self.held.discard(container)
+            releasing = now_ms()
             if self.size == 0:
                 sh("docker", "rm", "-f", "-v", container)
             else:
                 pool("release", container)
+            released = now_ms() - releasing
         with self.lock:
+            self.releases.append(released)
             self.takes.append(took)
             self.answers.append(answered)
             if self.size == 0 and cpu is not None:
@@ -136,6 +146,7 @@ class Case:
         return {
             "size": self.size, "takers": self.takers, "hold_ms": self.hold_ms, "tests": self.tests,
             "answer_ms": percentiles(self.answers), "take_ms": percentiles(self.takes),
+            "release_ms": percentiles(self.releases),
             "total_ms": round(total), "held_ms": self.hold_ms * self.tests,
             "rate_per_s": round(self.tests / (total / 1000), 2),
             "restore_cpu_s": round(statistics.median(self.restore_cpu), 2) if self.restore_cpu else None,
@@ -152,17 +163,17 @@ def table(result):
     lines = [
         f"Machine: {result['machine']}. {result['note']}",
         "",
-        "| tests | pool | takers | take p50 | take-to-answer p50 / p95 / max | total (held) | rate |",
-        "|---|---|---|---|---|---|---|",
+        "| tests | pool | takers | take p50 | take-to-answer p50 / p95 / max | release p50 | total (held) | rate |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for case in result["cases"]:
         if "error" in case:
-            lines.append(f"| {case['kind']} | {case['size']} | {case['takers']} | failed: {case['error']} | | | |")
+            lines.append(f"| {case['kind']} | {case['size']} | {case['takers']} | failed: {case['error']} | | | | |")
             continue
         a = case["answer_ms"]
         lines.append(
             f"| {case['kind']} | {case['size'] or '0 (restore)'} | {case['takers']} | {case['take_ms']['p50']} ms "
-            f"| {a['p50']} / {a['p95']} / {a['max']} ms | {case['total_ms'] / 1000:.1f} s ({case['held_ms'] / 1000:.1f} s) "
+            f"| {a['p50']} / {a['p95']} / {a['max']} ms | {case['release_ms']['p50']} ms | {case['total_ms'] / 1000:.1f} s ({case['held_ms'] / 1000:.1f} s) "
             f"| {case['rate_per_s']}/s |")
     lines += ["", f"One restore: {result['restore_ms']} ms to the query answered, "
               f"{result['restore_cpu_s']} CPU s in the L2; refill rate the machine allows: "

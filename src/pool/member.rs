@@ -58,6 +58,20 @@ impl MemberState {
 }
 
 impl Member {
+    /// A member known by its name and labels only (`take`'s fast path).
+    pub fn named(name: String, labels: Value) -> Member {
+        Member {
+            name,
+            id: String::new(),
+            created: 0,
+            engine_state: "running".to_string(),
+            exit_code: 0,
+            health: None,
+            labels,
+            ports: Value::Null,
+        }
+    }
+
     pub fn is_taken(&self) -> bool {
         self.name.ends_with(TAKEN_SUFFIX)
     }

@@ -335,8 +335,9 @@ fn take(engine: Engine, pool: &str, timeout: Duration, json: bool) -> Result<(),
     // members read by exec (podman, --no-healthcheck) need the full look.
     let mut health_only = engine == Engine::Docker;
     loop {
-        if health_only && let Some(name) = claim_first(engine, &healthy_names(engine, pool)?)? {
-            return taken(engine, pool, &name, json, 0);
+        if health_only && let Some(claimed) = claim_first(engine, &healthy_members(engine, pool)?)?
+        {
+            return taken(engine, &claimed, json, 0);
         }
         let due = last_tend.is_none_or(|at| at.elapsed() >= TAKE_TEND_EVERY);
         if !health_only || due {
@@ -346,7 +347,8 @@ fn take(engine: Engine, pool: &str, timeout: Duration, json: bool) -> Result<(),
                 && members
                     .iter()
                     .all(|m| m.label(LABEL_PROBE) != Probe::Exec.word());
-            if members.is_empty() {
+            // Empty after a refill was started: its member is on its way.
+            if members.is_empty() && !refill_started {
                 return Err(PoolError::BadInput(format!(
                     "no pool {pool} in {} (no container has label {LABEL_POOL}={pool}): fill it first with `dind-init pool fill IMAGE --name {pool} --size N`",
                     engine.program()
@@ -357,7 +359,7 @@ fn take(engine: Engine, pool: &str, timeout: Duration, json: bool) -> Result<(),
             let mut on_its_way = false;
             for found in members.iter().filter(|m| !m.is_taken()) {
                 match refill::state_of(engine, found) {
-                    MemberState::Ready => ready.push(found.name.clone()),
+                    MemberState::Ready => ready.push(found.clone()),
                     MemberState::Starting => on_its_way = true,
                     MemberState::Taken => {}
                     MemberState::Unhealthy(why) => {
@@ -372,17 +374,17 @@ fn take(engine: Engine, pool: &str, timeout: Duration, json: bool) -> Result<(),
                     }
                 }
             }
-            if let Some(name) = claim_first(engine, &ready)? {
-                return taken(engine, pool, &name, json, owed);
+            if let Some(claimed) = claim_first(engine, &ready)? {
+                return taken(engine, &claimed, json, owed);
             }
             // Nothing ready and nothing booting: someone must start one.
             if !on_its_way && !refill_started {
                 owed = owed.max(1);
             }
             if owed > 0
-                && let Some(template) = members.first()
+                && let Some(template) = members.iter().find_map(Template::of)
             {
-                refill::spawn_detached(engine, pool, owed, &template.name);
+                refill::spawn_detached(engine, &template, owed);
                 refill_started = true;
             }
         }
@@ -396,9 +398,16 @@ fn take(engine: Engine, pool: &str, timeout: Duration, json: bool) -> Result<(),
     }
 }
 
-/// Waiting members Docker reports healthy, oldest name order.
-fn healthy_names(engine: Engine, pool: &str) -> Result<Vec<String>, PoolError> {
+/// Waiting members Docker reports healthy, in name order, with the labels
+/// a replacement needs (one `docker ps`: `take`'s fast path).
+fn healthy_members(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError> {
     let filter = format!("label={LABEL_POOL}={pool}");
+    let keys = [LABEL_IMAGE, LABEL_IMAGE_ID, LABEL_RUN_ARGS, LABEL_PROBE];
+    // Tab-separated: JSON (the run args) writes a tab as `\t`.
+    let format = std::iter::once("{{.Names}}".to_string())
+        .chain(keys.iter().map(|key| format!("{{{{.Label \"{key}\"}}}}")))
+        .collect::<Vec<_>>()
+        .join("\t");
     let output = engine_call(
         engine,
         &[
@@ -408,25 +417,39 @@ fn healthy_names(engine: Engine, pool: &str) -> Result<Vec<String>, PoolError> {
             "--filter",
             "health=healthy",
             "--format",
-            "{{.Names}}",
+            format.as_str(),
         ],
     )?;
-    let mut names: Vec<String> = String::from_utf8_lossy(&output.stdout)
+    let mut members: Vec<Member> = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(str::trim)
-        .filter(|name| !name.is_empty() && !name.ends_with(TAKEN_SUFFIX))
-        .map(str::to_string)
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let name = fields.next()?.trim().to_string();
+            let mut labels = serde_json::Map::new();
+            labels.insert(LABEL_POOL.to_string(), Value::from(pool));
+            for (key, value) in keys.iter().zip(fields) {
+                labels.insert(key.to_string(), Value::from(value));
+            }
+            Some(Member::named(name, Value::from(labels)))
+        })
+        .filter(|found| !found.name.is_empty() && !found.is_taken())
         .collect();
-    names.sort();
-    Ok(names)
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members)
 }
 
-/// Renames the first of `names` that this process wins to its taken name.
-fn claim_first(engine: Engine, names: &[String]) -> Result<Option<String>, PoolError> {
-    for name in names {
-        let taken_name = format!("{name}{TAKEN_SUFFIX}");
-        match crate::snapshot::engine::run_ok(engine, &["rename", name, &taken_name]) {
-            Ok(_) => return Ok(Some(taken_name)),
+/// Renames the first of `candidates` that this process wins to its taken
+/// name; that member, under its new name.
+fn claim_first(engine: Engine, candidates: &[Member]) -> Result<Option<Member>, PoolError> {
+    for candidate in candidates {
+        let taken_name = format!("{}{TAKEN_SUFFIX}", candidate.name);
+        match crate::snapshot::engine::run_ok(engine, &["rename", &candidate.name, &taken_name]) {
+            Ok(_) => {
+                return Ok(Some(Member {
+                    name: taken_name,
+                    ..candidate.clone()
+                }));
+            }
             // Lost the race (gone, or already renamed by another taker): next.
             Err(why) if engine_is_down(&why) => {
                 return Err(engine_call(engine, &["version"])
@@ -441,15 +464,21 @@ fn claim_first(engine: Engine, names: &[String]) -> Result<Option<String>, PoolE
 
 /// After a claim: the replacement (plus `owed` more) in the background,
 /// the name (or, with `json`, name, id and ports) on stdout.
-fn taken(engine: Engine, pool: &str, name: &str, json: bool, owed: u32) -> Result<(), PoolError> {
-    refill::spawn_detached(engine, pool, owed.saturating_add(1), name);
+fn taken(engine: Engine, claimed: &Member, json: bool, owed: u32) -> Result<(), PoolError> {
+    match Template::of(claimed) {
+        Some(template) => refill::spawn_detached(engine, &template, owed.saturating_add(1)),
+        None => say(&format!(
+            "{} has no pool labels to start a replacement from: the pool is one member short",
+            claimed.name
+        )),
+    }
     if json {
-        let output = engine_call(engine, &["container", "inspect", name])?;
+        let output = engine_call(engine, &["container", "inspect", &claimed.name])?;
         let all: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
         let found = member::parse_inspect(all.get(0).unwrap_or(&Value::Null));
         println!("{}", refill::take_json(&found));
     } else {
-        println!("{name}");
+        println!("{}", claimed.name);
     }
     Ok(())
 }

@@ -77,34 +77,46 @@ pub struct Template {
 impl Template {
     /// The template a member was started from, read from its labels.
     pub fn of(member: &Member) -> Option<Template> {
-        let run_args: Vec<String> = serde_json::from_str(member.label(LABEL_RUN_ARGS)).ok()?;
+        Template::from_labels(&member.labels)
+    }
+
+    /// From the labels a member carries (or the JSON object of them that a
+    /// refill is given on its command line).
+    pub fn from_labels(labels: &Value) -> Option<Template> {
+        let label = |key: &str| labels.get(key).and_then(Value::as_str);
         Some(Template {
-            pool: member.label(LABEL_POOL).to_string(),
-            image: member.label(LABEL_IMAGE).to_string(),
-            image_id: member.label(LABEL_IMAGE_ID).to_string(),
-            run_args,
+            pool: label(LABEL_POOL)?.to_string(),
+            image: label(LABEL_IMAGE)?.to_string(),
+            image_id: label(LABEL_IMAGE_ID)?.to_string(),
+            run_args: serde_json::from_str(label(LABEL_RUN_ARGS)?).ok()?,
             probe: Probe::ALL
                 .into_iter()
-                .find(|probe| probe.word() == member.label(LABEL_PROBE))
-                .unwrap_or(Probe::Exec),
+                .find(|probe| Some(probe.word()) == label(LABEL_PROBE))?,
         })
+    }
+
+    /// The labels every member gets: the pool, and all a replacement needs.
+    pub fn labels(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (LABEL_POOL, self.pool.clone()),
+            (LABEL_IMAGE, self.image.clone()),
+            (LABEL_IMAGE_ID, self.image_id.clone()),
+            (
+                LABEL_RUN_ARGS,
+                serde_json::to_string(&self.run_args).unwrap_or_else(|_| "[]".into()),
+            ),
+            (LABEL_PROBE, self.probe.word().to_string()),
+        ]
     }
 
     /// `ENGINE run -d` of one new member; its name.
     pub fn start_member(&self, engine: Engine) -> Result<String, PoolError> {
         let name = format!("{}-{}", self.pool, nonce());
-        let run_args = serde_json::to_string(&self.run_args).unwrap_or_else(|_| "[]".into());
         let mut args: Vec<String> = ["run", "-d", "--name", &name]
             .into_iter()
             .map(str::to_string)
             .collect();
-        for (key, value) in [
-            (LABEL_POOL, self.pool.as_str()),
-            (LABEL_IMAGE, &self.image),
-            (LABEL_IMAGE_ID, &self.image_id),
-            (LABEL_RUN_ARGS, &run_args),
-            (LABEL_PROBE, self.probe.word()),
-        ] {
+        for (key, value) in self.labels() {
             args.push("--label".to_string());
             args.push(format!("{key}={value}"));
         }
@@ -251,29 +263,28 @@ pub fn tend(engine: Engine, members: &[Member], to_log: bool) -> u32 {
     removed
 }
 
-/// The detached `pool refill`: tends the pool, starts `count` members like
-/// `template_name` (and one per unhealthy member it removed), sees them
-/// ready. Its lines go to the pool log.
+/// The detached `pool refill`: tends the pool, starts `count` members from
+/// `template` (the labels of the member it replaces, as JSON: the pool may
+/// have no member left to read them from), and one per unhealthy member it
+/// removed, sees them ready. Its lines go to the pool log.
 pub fn refill(
     engine: Engine,
     pool: &str,
     count: u32,
-    template_name: &str,
+    template: &str,
     timeout: Duration,
 ) -> Result<(), PoolError> {
+    let template = serde_json::from_str(template)
+        .ok()
+        .as_ref()
+        .and_then(Template::from_labels)
+        .filter(|template| template.pool == pool)
+        .ok_or_else(|| {
+            PoolError::BadInput(format!(
+                "refill of {pool}: --template is not a member's labels"
+            ))
+        })?;
     let members = member::list(engine, pool)?;
-    let Some(template) = members
-        .iter()
-        .find(|m| m.name == template_name)
-        .or_else(|| members.first())
-        .and_then(Template::of)
-    else {
-        log_line(
-            pool,
-            "the pool has no members left (drained): nothing to refill",
-        );
-        return Ok(());
-    };
     let owed = count.saturating_add(tend(engine, &members, true));
     let mut started = Vec::new();
     for _ in 0..owed {
@@ -287,7 +298,7 @@ pub fn refill(
 /// this one: its own process group (a Ctrl-C to the caller's does not reach
 /// it), no stdin or stdout (a caller reading `take`'s output is not kept
 /// waiting), stderr to the pool log.
-pub fn spawn_detached(engine: Engine, pool: &str, count: u32, template_name: &str) {
+pub fn spawn_detached(engine: Engine, template: &Template, count: u32) {
     use std::os::unix::process::CommandExt;
     let Ok(program) = std::env::current_exe() else {
         super::say("cannot find this program to start the refill: the pool is one member short");
@@ -296,10 +307,26 @@ pub fn spawn_detached(engine: Engine, pool: &str, count: u32, template_name: &st
     let stderr = super::log_path()
         .and_then(|path| OpenOptions::new().create(true).append(true).open(path).ok())
         .map_or_else(Stdio::null, Stdio::from);
+    let labels: serde_json::Map<String, Value> = template
+        .labels()
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), Value::from(value)))
+        .collect();
     let count = count.to_string();
     let spawned = Command::new(program)
-        .args(["pool", "--engine", engine.program(), "refill", pool])
-        .args(["--count", &count, "--from", template_name])
+        .args([
+            "pool",
+            "--engine",
+            engine.program(),
+            "refill",
+            &template.pool,
+        ])
+        .args([
+            "--count",
+            &count,
+            "--template",
+            &Value::from(labels).to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

@@ -57,7 +57,7 @@ pub enum Action {
     /// Remove the waiting members; with `all`, the taken ones too.
     Drain { pool: String, all: bool },
     /// The background part of `take` and of tending: start `count` members
-    /// like `template` (a member's name) and see them ready.
+    /// from `template` (a member's labels, as a JSON object) and see them ready.
     Refill {
         pool: String,
         count: u32,
@@ -116,7 +116,7 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
             "--count" => {
                 count = parse_size(&value(args)?).map_err(UsageError)?;
             }
-            "--from" => template = Some(value(args)?),
+            "--template" => template = Some(value(args)?),
             "--wait" => wait = true,
             "--json" => json = true,
             "--all" => all = true,
@@ -176,7 +176,7 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
             pool: pool_name("POOL")?,
             count,
             template: template.ok_or_else(|| {
-                UsageError("`dind-init pool refill` needs --from NAME".to_string())
+                UsageError("`dind-init pool refill` needs --template LABELS".to_string())
             })?,
             timeout: timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
         },
