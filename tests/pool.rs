@@ -109,8 +109,15 @@ impl Pool {
             .collect()
     }
 
-    pub(crate) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    /// The pool log and `command`'s stderr, which must contain `line`.
+    pub(crate) fn assert_said(&self, command: &Output, line: &str) -> String {
+        let said = format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            String::from_utf8_lossy(&command.stderr)
+        );
+        assert!(said.contains(line), "no line says `{line}`: {said}");
+        said
     }
 }
 
@@ -186,6 +193,19 @@ pub(crate) fn concurrent_takes_never_share(pool: &Pool, image: &str) {
     }
 }
 
+/// A take, which must hand out a ready member other than `gone`; its output.
+fn take_another_than(pool: &Pool, gone: &str) -> Output {
+    let take = pool.run(&["take", &pool.name, "--timeout", "120"]);
+    assert!(take.status.success(), "{}", text(&take));
+    let taken = String::from_utf8_lossy(&take.stdout).trim().to_string();
+    assert_ne!(taken, format!("{gone}-taken"), "{gone} was handed out");
+    assert!(
+        is_ready(pool.engine, &taken),
+        "{taken} was handed out not ready"
+    );
+    take
+}
+
 /// A ready member killed while waiting: the next take hands out another,
 /// and the pool is back to two ready members without it, the log (or the
 /// take's own lines) saying why it went.
@@ -199,15 +219,7 @@ pub(crate) fn a_killed_member_is_replaced(pool: &Pool, image: &str) {
     );
     let killed = members[0].0.clone();
     engine_ok(pool.engine, &["kill", &killed]);
-    let take = pool.run(&["take", &pool.name, "--timeout", "120"]);
-    assert!(take.status.success(), "{}", text(&take));
-    let taken = String::from_utf8_lossy(&take.stdout).trim().to_string();
-    assert_ne!(
-        taken,
-        format!("{killed}-taken"),
-        "a killed member was handed out"
-    );
-    assert!(is_ready(pool.engine, &taken));
+    let take = take_another_than(pool, &killed);
     wait_for(
         "the pool is back to two ready members, the killed one gone",
         || {
@@ -216,16 +228,9 @@ pub(crate) fn a_killed_member_is_replaced(pool: &Pool, image: &str) {
             ready == 2 && !members.iter().any(|(name, _)| *name == killed)
         },
     );
-    let said = format!(
-        "{}{}",
-        pool.log_text(),
-        String::from_utf8_lossy(&take.stderr)
-    );
-    assert!(
-        said.contains(&format!(
-            "removed {killed} (unhealthy: exited with code 137)"
-        )),
-        "no line says why {killed} went: {said}"
+    pool.assert_said(
+        &take,
+        &format!("removed {killed} (unhealthy: exited with code 137)"),
     );
 }
 
@@ -249,26 +254,12 @@ pub(crate) fn an_unhealthy_member_is_replaced(pool: &Pool, image: &str) {
     wait_for("ls shows the member unhealthy", || {
         pool.members() == [(sick.clone(), "unhealthy".to_string())]
     });
-    let take = pool.run(&["take", &pool.name, "--timeout", "120"]);
-    assert!(take.status.success(), "{}", text(&take));
-    let taken = String::from_utf8_lossy(&take.stdout).trim().to_string();
-    assert_ne!(
-        taken,
-        format!("{sick}-taken"),
-        "an unhealthy member was handed out"
+    let take = take_another_than(pool, &sick);
+    let said = pool.assert_said(
+        &take,
+        &format!("removed {sick} (unhealthy: phase: running (not healthy)"),
     );
-    assert!(is_ready(pool.engine, &taken));
-    let said = format!(
-        "{}{}",
-        pool.log_text(),
-        String::from_utf8_lossy(&take.stderr)
-    );
-    assert!(
-        said.contains(&format!(
-            "removed {sick} (unhealthy: phase: running (not healthy)"
-        )) && said.contains("20-daemon.sh degraded"),
-        "no line says why {sick} went: {said}"
-    );
+    assert!(said.contains("20-daemon.sh degraded"), "{said}");
 }
 
 /// `take` right after a `fill` without `--wait`: it waits, and what it
@@ -381,25 +372,28 @@ fn refill_running(pool: &str) -> bool {
     })
 }
 
+/// Runs `check` on a fresh Docker pool of an image with `script`.
+fn on_docker(script: (&str, &str), run_args: &[&str], check: fn(&Pool, &str)) {
+    let image = TestImage::build("pool", &[script], false);
+    check(&Pool::new("docker", run_args), &image.tag);
+}
+
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_pool_concurrent_takes_never_share_a_member() {
-    let image = TestImage::build("pool-share", &[WARM_SCRIPT], false);
-    concurrent_takes_never_share(&Pool::new("docker", &[]), &image.tag);
+    on_docker(WARM_SCRIPT, &[], concurrent_takes_never_share);
 }
 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_pool_a_member_killed_while_waiting_is_replaced() {
-    let image = TestImage::build("pool-killed", &[WARM_SCRIPT], false);
-    a_killed_member_is_replaced(&Pool::new("docker", &[]), &image.tag);
+    on_docker(WARM_SCRIPT, &[], a_killed_member_is_replaced);
 }
 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_pool_a_member_turned_unhealthy_is_removed_with_its_reason_and_replaced() {
-    let image = TestImage::build("pool-unhealthy", &[DAEMON_SCRIPT], false);
-    an_unhealthy_member_is_replaced(&Pool::new("docker", &[]), &image.tag);
+    on_docker(DAEMON_SCRIPT, &[], an_unhealthy_member_is_replaced);
 }
 
 #[test]
@@ -418,15 +412,17 @@ fn docker_pool_take_waits_for_the_first_ready_member_and_not_past_its_timeout() 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_pool_release_removes_the_anonymous_volumes() {
-    let image = TestImage::build("pool-release", &[WARM_SCRIPT], false);
-    release_removes_the_anonymous_volumes(&Pool::new("docker", &["-v", "/scratch"]), &image.tag);
+    on_docker(
+        WARM_SCRIPT,
+        &["-v", "/scratch"],
+        release_removes_the_anonymous_volumes,
+    );
 }
 
 #[test]
 #[ignore = "needs a Docker engine and `make base`; run by `make test`"]
 fn docker_pool_drain_leaves_nothing_behind() {
-    let image = TestImage::build("pool-drain", &[WARM_SCRIPT], false);
-    drain_leaves_nothing_behind(&Pool::new("docker", &[]), &image.tag);
+    on_docker(WARM_SCRIPT, &[], drain_leaves_nothing_behind);
 }
 
 /// Each kind of bad input: one line naming the thing and what to do.
