@@ -85,7 +85,8 @@ dind-figures: dind-l2
 # $(POOL_FIGURES_REPO)/30-postgres:latest, when missing): take-to-answer
 # and wall time for pool sizes 0-4; target/pool-figures.json and the README table.
 POOL_FIGURES_REPO ?= dind-init-figures
+POOL_FIGURES_FLAGS ?=
 pool-figures: dind-l2
 	docker image inspect $(POOL_FIGURES_REPO)/30-postgres:latest >/dev/null 2>&1 \
 		|| $(MAKE) -C docker/dind/stages/30-postgres image REPO=$(POOL_FIGURES_REPO)
-	POOL_FIGURES_IMAGE=$(POOL_FIGURES_REPO)/30-postgres:latest docker/dind/pool-figures.py
+	POOL_FIGURES_IMAGE=$(POOL_FIGURES_REPO)/30-postgres:latest docker/dind/pool-figures.py $(POOL_FIGURES_FLAGS)
