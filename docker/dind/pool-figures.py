@@ -13,7 +13,8 @@ restore, read from the L2's cpuacct cgroup). Writes target/pool-figures.json
 and the README table between its markers.
 
 usage: docker/dind/pool-figures.py [--image IMAGE] [--tests 20] [--sizes 0,1,2,4]
-       [--hold-ms MS] [--json FILE] [--readme FILE|-]
+       [--kinds long,short] [--takers 1,4] [--hold-ms MS] [--note TEXT]
+       [--json FILE] [--readme FILE|-]
 The image: $POOL_FIGURES_IMAGE, else dind-init-figures/30-postgres:latest
 (`make pool-figures` builds it with docker/dind/stages/30-postgres).
 """
@@ -201,9 +202,12 @@ def main():
     parser.add_argument("--json", default=os.path.join(ROOT, "target", "pool-figures.json"))
     parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     parser.add_argument("--note", default="")
+    parser.add_argument("--kinds", default="long,short")
+    parser.add_argument("--run-arg", action="append", default=[], help="one more `docker run` argument of every L2")
+    parser.add_argument("--takers", default="1,4")
     args = parser.parse_args()
     l2_base = os.environ.get("DIND_L2_IMAGE", "dind-init/dind-l2:storage")
-    flags = sh(os.path.join(HERE, "run-flags.sh"), "--lines", l2_base).splitlines()
+    flags = sh(os.path.join(HERE, "run-flags.sh"), "--lines", l2_base).splitlines() + args.run_arg
 
     # One restore, and the query alone on a running L2: the floors.
     warm = Case(args.image, flags, 0, 1, 0, 3)
@@ -230,8 +234,10 @@ def main():
         "query_ms": percentiles(query_ms), "cases": [],
     }
     for kind, hold in (("long", hold_ms), ("short", 0)):
+        if kind not in args.kinds.split(","):
+            continue
         for size in [int(s) for s in args.sizes.split(",")]:
-            for takers in (1, 4):
+            for takers in [int(t) for t in args.takers.split(",")]:
                 print(f"pool-figures: {kind} tests, pool {size}, {takers} taker(s)", file=sys.stderr, flush=True)
                 try:
                     case = Case(args.image, flags, size, takers, hold, args.tests).run()
