@@ -355,6 +355,12 @@ pub(crate) fn drain_leaves_nothing_behind(pool: &Pool, image: &str) {
     );
     pool.ok(&["drain", &pool.name, "--all"]);
     assert_eq!(pool.containers(), Vec::<String>::new());
+    let filter = format!("label=io.dind-init.pool={}", pool.name);
+    assert_eq!(
+        engine_ok(pool.engine, &["volume", "ls", "-q", "--filter", &filter]),
+        "",
+        "drain --all left the pool's claim volumes"
+    );
     assert!(
         !refill_running(&pool.name),
         "a refill of {} still runs after drain --all",

@@ -27,6 +27,9 @@ mod refill;
 mod request;
 
 use member::{Member, MemberState, TAKEN_SUFFIX};
+
+/// The podman volume a taker creates to claim a member (see `claim_first`).
+const CLAIM_SUFFIX: &str = "-claim";
 use refill::{Probe, Template};
 pub use request::{Action, PoolRequest, parse};
 
@@ -440,26 +443,55 @@ fn healthy_members(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError>
 
 /// Renames the first of `candidates` that this process wins to its taken
 /// name; that member, under its new name.
+///
+/// Docker refuses a rename to the name a container already has (checked
+/// under the container's lock), so of the takers that all ask for
+/// `NAME-taken` exactly one succeeds. Podman accepts it as a no-op: a taker
+/// whose lookup of `NAME` came before the winner's rename would "win" too
+/// (seen in the concurrent-take test). There a volume named `NAME-claim`,
+/// whose creation fails when it exists, is taken first and removed once
+/// the rename is done, so no two renames of one member overlap.
 fn claim_first(engine: Engine, candidates: &[Member]) -> Result<Option<Member>, PoolError> {
     for candidate in candidates {
+        let claim = format!("{}{CLAIM_SUFFIX}", candidate.name);
+        let pool_label = format!("{LABEL_POOL}={}", candidate.label(LABEL_POOL));
+        if engine == Engine::Podman
+            && lost(
+                engine,
+                crate::snapshot::engine::run_ok(
+                    engine,
+                    &["volume", "create", "--label", &pool_label, &claim],
+                ),
+            )?
+        {
+            continue;
+        }
         let taken_name = format!("{}{TAKEN_SUFFIX}", candidate.name);
-        match crate::snapshot::engine::run_ok(engine, &["rename", &candidate.name, &taken_name]) {
-            Ok(_) => {
-                return Ok(Some(Member {
-                    name: taken_name,
-                    ..candidate.clone()
-                }));
-            }
-            // Lost the race (gone, or already renamed by another taker): next.
-            Err(why) if engine_is_down(&why) => {
-                return Err(engine_call(engine, &["version"])
-                    .err()
-                    .unwrap_or(PoolError::Engine(why)));
-            }
-            Err(_) => continue,
+        let renamed =
+            crate::snapshot::engine::run_ok(engine, &["rename", &candidate.name, &taken_name]);
+        if engine == Engine::Podman {
+            let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", &claim]);
+        }
+        if !lost(engine, renamed)? {
+            return Ok(Some(Member {
+                name: taken_name,
+                ..candidate.clone()
+            }));
         }
     }
     Ok(None)
+}
+
+/// Whether a claim step lost the race (the member gone, renamed, or
+/// claimed by another taker); an engine that is down is an error.
+fn lost(engine: Engine, step: Result<Output, String>) -> Result<bool, PoolError> {
+    match step {
+        Ok(_) => Ok(false),
+        Err(why) if engine_is_down(&why) => Err(engine_call(engine, &["version"])
+            .err()
+            .unwrap_or(PoolError::Engine(why))),
+        Err(_) => Ok(true),
+    }
 }
 
 /// After a claim: the replacement (plus `owed` more) in the background,
@@ -582,6 +614,16 @@ fn drain(engine: Engine, pool: &str, all: bool) -> Result<(), PoolError> {
     for found in &left {
         if crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", &found.name]).is_ok() {
             removed = removed.saturating_add(1);
+        }
+    }
+    // Claims a taker left behind (it died between its claim and its rename).
+    let filter = format!("label={LABEL_POOL}={pool}");
+    if engine == Engine::Podman
+        && let Ok(volumes) =
+            crate::snapshot::engine::run_ok(engine, &["volume", "ls", "-q", "--filter", &filter])
+    {
+        for volume in String::from_utf8_lossy(&volumes.stdout).split_whitespace() {
+            let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", volume]);
         }
     }
     say(&format!("pool {pool}: removed {removed} member(s)"));
