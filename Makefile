@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures dist release reproducible test-multiarch bench soak fuzz
+.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures pool-figures dist release reproducible test-multiarch bench soak fuzz
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -91,3 +91,13 @@ dind-images: dind-l2
 # cycle): target/dind-figures.json and the table in README.md.
 dind-figures: dind-l2
 	docker/dind/figures.py
+
+# `dind-init pool` with stage 30-postgres's prepared image (built once, as
+# $(POOL_FIGURES_REPO)/30-postgres:latest, when missing): take-to-answer
+# and wall time for pool sizes 0-4; target/pool-figures.json and the README table.
+POOL_FIGURES_REPO ?= dind-init-figures
+POOL_FIGURES_FLAGS ?=
+pool-figures: dind-l2
+	docker image inspect $(POOL_FIGURES_REPO)/30-postgres:latest >/dev/null 2>&1 \
+		|| $(MAKE) -C docker/dind/stages/30-postgres image REPO=$(POOL_FIGURES_REPO)
+	POOL_FIGURES_IMAGE=$(POOL_FIGURES_REPO)/30-postgres:latest docker/dind/pool-figures.py $(POOL_FIGURES_FLAGS)

@@ -36,6 +36,8 @@ mod manifest;
 mod overlay2;
 /// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
 mod podman;
+/// `dind-init pool` against the real engines: claims, replacements, waits, release, drain.
+mod pool;
 /// Orphaned zombies are reaped and never steal a waited-for status.
 mod reaping;
 /// A real registry: a prepared image pushed, pulled, run; what the next snapshot costs.

@@ -71,6 +71,9 @@ Usage:
   dind-init logs SCRIPT                      the last lines of a script's output
   dind-init snapshot [--engine docker|podman] [--timeout S] [--resume|--rm] CONTAINER IMAGE
                                              on the host: quiesce, commit if safe, resume
+  dind-init pool fill IMAGE --size N [--name POOL] [--wait] [-- RUN-ARGS...]
+  dind-init pool take POOL [--timeout S] [--json] | release NAME | ls POOL | drain POOL [--all]
+                                             on the host: containers kept ready, taken in ms
 
 Options (each also an environment variable; the flag wins):
   --init-dir DIR            DIND_INIT_DIR             [{init_dir}; missing = no scripts]
@@ -152,6 +155,10 @@ where
             }
             "snapshot" => {
                 command = Some(Command::Snapshot(crate::snapshot::parse(&mut args)?));
+                break;
+            }
+            "pool" => {
+                command = Some(Command::Pool(crate::pool::parse(&mut args)?));
                 break;
             }
             _ if text.starts_with('-') => {
