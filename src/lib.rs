@@ -6,6 +6,7 @@
 //! `docker commit`ted and restored later.
 //!
 //! Map of the crate:
+//! - [`args`]: the command-line primitives every role shares (usage error, flags, seconds); a leaf.
 //! - [`cli`]: command line and environment variables of both roles (init and client).
 //! - [`config`]: the init's settings as typed values, which is all the core reads.
 //! - [`discovery`]: which files in the init.d directory are scripts, and their order.
@@ -46,6 +47,7 @@
     )
 )]
 
+pub mod args;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -10,7 +10,6 @@
 //! decision out) and unit-tested here.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 
 mod subcommand;
@@ -19,12 +18,13 @@ mod values;
 use crate::config::{Config, DEFAULT_INIT_DIR, DEFAULT_SOCKET, DEFAULT_STATE, SignalRoles};
 use crate::sys::signal_name;
 
+pub use crate::args::{
+    MAX_SECONDS, UsageError, flag_value, parse_seconds, parse_timeout, split_flag,
+};
 pub use subcommand::Command;
 use subcommand::{parse_subcommand, subcommand_help};
+pub use values::parse_role_signal;
 use values::value_of;
-pub use values::{
-    MAX_SECONDS, flag_value, parse_role_signal, parse_seconds, parse_timeout, split_flag,
-};
 
 /// Everything the command line and the environment decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,16 +43,6 @@ pub enum Parsed {
     Help(String),
     /// `--version`: print this line and exit 0.
     Version(String),
-}
-
-/// A command line that cannot be run; printed as one line, exit 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}; see `dind-init --help`", self.0)
-    }
 }
 
 /// The text of `dind-init --help`.

@@ -5,7 +5,8 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use super::UsageError;
-use super::values::{flag_value, parse_seconds, split_flag, value_of};
+use super::values::value_of;
+use crate::args::{flag_value, parse_seconds, split_flag};
 use crate::config::DEFAULT_SOCKET;
 use crate::phase::Phase;
 

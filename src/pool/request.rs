@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::cli::{UsageError, flag_value, parse_seconds, split_flag};
+use crate::args::{UsageError, flag_value, parse_seconds, split_flag};
 use crate::snapshot::Engine;
 
 /// The most members one `fill` may ask for: each is a whole L2 environment

@@ -4,7 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cli::{UsageError, flag_value, parse_seconds, split_flag};
+use crate::args::{UsageError, flag_value, parse_seconds, split_flag};
 
 /// Seconds the quiesce and the resume may each take, unless `--timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
