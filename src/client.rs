@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Command;
 use crate::control::{self, ClientError, Request, Response};
+use crate::state::QuiesceRecord;
 use crate::status::{Status, render_table};
 
 pub const EXIT_OK: i32 = 0;
@@ -174,19 +175,13 @@ fn report_quiesce(status: &Status) -> i32 {
         return EXIT_OK;
     }
     eprintln!("dind-init: quiesced (#{id}) but NOT safe to commit");
-    if let Some(last) = status.quiesces.last() {
-        for name in &last.failed_stops {
-            eprintln!("dind-init:   stop of {name} failed");
-        }
-        for stray in &last.strays {
-            eprintln!(
-                "dind-init:   still running: pid {} {}",
-                stray.pid, stray.command
-            );
-        }
-        if let Some(why) = &last.not_saved {
-            eprintln!("dind-init:   the quiesce record is not durable: {why}");
-        }
+    for reason in status
+        .quiesces
+        .last()
+        .map(QuiesceRecord::unsafe_reasons)
+        .unwrap_or_default()
+    {
+        eprintln!("dind-init:   {reason}");
     }
     EXIT_NO
 }

@@ -5,6 +5,8 @@
 use serde_json::Value;
 
 use super::LABEL_PREFIX;
+use crate::procs::ProcessInfo;
+use crate::state::QuiesceRecord;
 
 /// The value at a JSON pointer, or null: reading a status never panics.
 fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
@@ -25,17 +27,7 @@ pub(super) fn check_commit_safe(quiesce_code: Option<i32>, status: &Value) -> Re
             .and_then(|all| all.last())
             .cloned()
             .unwrap_or(Value::Null);
-        let mut reasons = Vec::new();
-        for name in at(&last, "/failed_stops").as_array().into_iter().flatten() {
-            reasons.push(format!("stop of {} failed", name.as_str().unwrap_or("?")));
-        }
-        for stray in at(&last, "/strays").as_array().into_iter().flatten() {
-            reasons.push(format!(
-                "still running: pid {} {}",
-                at(stray, "/pid"),
-                at(stray, "/command").as_str().unwrap_or("?")
-            ));
-        }
+        let mut reasons = quiesce_record(&last).unsafe_reasons();
         if reasons.is_empty() {
             reasons.push("dind-init reports commit_safe false".to_string());
         }
@@ -48,6 +40,40 @@ pub(super) fn check_commit_safe(quiesce_code: Option<i32>, status: &Value) -> Re
         ));
     }
     Ok(())
+}
+
+/// The parts of a quiesce record (JSON of any dind-init version) that say
+/// why it is not commit-safe, read field by field: what is missing or of
+/// another shape is left out, never an error.
+fn quiesce_record(record: &Value) -> QuiesceRecord {
+    let text = |value: &Value| value.as_str().unwrap_or("?").to_string();
+    QuiesceRecord {
+        id: at(record, "/id").as_u64().unwrap_or(0),
+        boot: at(record, "/boot").as_u64().unwrap_or(0),
+        at: text(at(record, "/at")),
+        commit_safe: false,
+        failed_stops: at(record, "/failed_stops")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect(),
+        strays: at(record, "/strays")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|stray| ProcessInfo {
+                pid: at(stray, "/pid")
+                    .as_i64()
+                    .and_then(|pid| i32::try_from(pid).ok())
+                    .unwrap_or(0),
+                ppid: 0,
+                state: '?',
+                command: text(at(stray, "/command")),
+            })
+            .collect(),
+        not_saved: at(record, "/not_saved").as_str().map(str::to_string),
+    }
 }
 
 /// The labels of the committed image, from the in-container status.

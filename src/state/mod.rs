@@ -238,6 +238,25 @@ impl PersistentState {
 }
 
 impl QuiesceRecord {
+    /// Why this quiesce is not commit-safe, one reason a line: every failed
+    /// stop, every stray, a record that is not durable. The one wording of
+    /// the log, the `quiesce` client and `dind-init snapshot`'s refusal.
+    pub fn unsafe_reasons(&self) -> Vec<String> {
+        let stops = self
+            .failed_stops
+            .iter()
+            .map(|name| format!("stop of {name} failed"));
+        let strays = self
+            .strays
+            .iter()
+            .map(|p| format!("still running: pid {} {}", p.pid, p.command));
+        let not_saved = self
+            .not_saved
+            .iter()
+            .map(|why| format!("the quiesce record is not durable: {why}"));
+        stops.chain(strays).chain(not_saved).collect()
+    }
+
     /// Strays as [`bounded_strays`] keeps them, and every other list and
     /// text of the record bounded too.
     fn bounded(mut self) -> Self {
@@ -291,6 +310,28 @@ fn trim_front<T>(items: &mut Vec<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reason_a_quiesce_is_not_commit_safe_is_one_line() {
+        let mut record = quiesce(false);
+        record.failed_stops = vec!["40-dockerd.sh".to_string()];
+        record.strays = vec![ProcessInfo {
+            pid: 7,
+            ppid: 1,
+            state: 'S',
+            command: "sleep 9".to_string(),
+        }];
+        record.not_saved = Some("No space left on device".to_string());
+        assert_eq!(
+            record.unsafe_reasons(),
+            [
+                "stop of 40-dockerd.sh failed",
+                "still running: pid 7 sleep 9",
+                "the quiesce record is not durable: No space left on device"
+            ]
+        );
+        assert!(quiesce(true).unsafe_reasons().is_empty());
+    }
 
     pub(super) fn quiesce(commit_safe: bool) -> QuiesceRecord {
         QuiesceRecord {

@@ -66,10 +66,7 @@ impl Supervisor {
                 });
             }
             Err(error) => {
-                let code = match error.kind() {
-                    std::io::ErrorKind::NotFound => 127,
-                    _ => 126,
-                };
+                let code = super::run_script::exec_failure_code(&error);
                 tracing::error!(
                     "cannot execute main command {}: {error}",
                     program.to_string_lossy()

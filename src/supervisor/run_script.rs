@@ -44,11 +44,7 @@ impl Supervisor {
         let running = match script::spawn(&self.reaper, &script, action, &env, &tail) {
             Ok(running) => running,
             Err(error) => {
-                let code = if error.kind() == std::io::ErrorKind::NotFound {
-                    127
-                } else {
-                    126
-                };
+                let code = exec_failure_code(&error);
                 let why = discovery::spawn_error(&script.path, &error);
                 tracing::error!("{label}: {why}");
                 return RunResult::failure(Outcome::SpawnFailed, Some(code), 0, why);
@@ -159,4 +155,15 @@ async fn exit_within(
     );
     let _ = send_signal(group, Signal::SIGKILL as i32);
     (exit.await, true)
+}
+
+/// The shell's exit code for a program that could not be executed, the one
+/// tini and catatonit give too: 127 when it was not found, 126 otherwise (not
+/// executable, a missing interpreter's ENOEXEC, permission denied).
+pub(super) fn exec_failure_code(error: &std::io::Error) -> i32 {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    }
 }

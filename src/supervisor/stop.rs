@@ -112,7 +112,7 @@ impl Supervisor {
             }
             Some(record) => tracing::warn!(
                 "quiesced but NOT safe to commit (quiesce #{id}): {}",
-                unsafe_reasons(record)
+                record.unsafe_reasons().join("; ")
             ),
             None => {}
         }
@@ -200,24 +200,4 @@ impl Supervisor {
             );
         }
     }
-}
-
-/// Why a quiesce is not commit-safe, in one line.
-fn unsafe_reasons(record: &QuiesceRecord) -> String {
-    let mut reasons = Vec::new();
-    if !record.failed_stops.is_empty() {
-        reasons.push(format!("failed stops: {}", record.failed_stops.join(", ")));
-    }
-    if !record.strays.is_empty() {
-        let strays: Vec<_> = record
-            .strays
-            .iter()
-            .map(|p| format!("{} ({})", p.pid, p.command))
-            .collect();
-        reasons.push(format!("processes still running: {}", strays.join(", ")));
-    }
-    if let Some(why) = &record.not_saved {
-        reasons.push(format!("the quiesce record is not durable: {why}"));
-    }
-    reasons.join("; ")
 }
