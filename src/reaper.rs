@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::procs::{self, ChildProcess};
-use crate::sys::{reset_signals_in_child, signal_name};
+use crate::sys::{reset_signals_in_child, signal_name, wait_any_child};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +33,20 @@ pub enum ChildExit {
 }
 
 impl ChildExit {
+    /// Decodes a raw `waitpid` status as the C macros do, for every signal
+    /// number (1 to 64, real-time ones included); `None` for a status that
+    /// is no end (stopped, continued), which `waitpid` without `WUNTRACED`
+    /// does not report anyway.
+    pub fn from_wait_status(status: i32) -> Option<ChildExit> {
+        if libc::WIFEXITED(status) {
+            Some(ChildExit::Exited(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ChildExit::Signaled(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+
     /// The shell convention: the exit code, or 128 + the signal number.
     pub fn code(self) -> i32 {
         match self {
@@ -149,13 +162,12 @@ impl Reaper {
         let mut waiters = self.lock();
         let mut sweep = Sweep::default();
         loop {
-            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ChildExit::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, ChildExit::Signaled(signal as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-                Ok(_) => continue,
+            let (pid, exit) = match wait_any_child() {
+                Ok(Some((pid, status))) => match ChildExit::from_wait_status(status) {
+                    Some(exit) => (pid, exit),
+                    None => continue,
+                },
+                Ok(None) | Err(Errno::ECHILD) => break,
                 Err(Errno::EINTR) => continue,
                 Err(error) => {
                     tracing::error!("waitpid failed: {error}; will retry at the next SIGCHLD");
@@ -190,5 +202,31 @@ mod tests {
         assert!(!ChildExit::Signaled(9).success());
         assert_eq!(ChildExit::Signaled(9).to_string(), "killed by SIGKILL");
         assert_eq!(ChildExit::Exited(1).to_string(), "exited with code 1");
+    }
+
+    #[test]
+    fn every_signal_number_and_exit_code_is_decoded() {
+        // The kernel's layout: the signal in the low 7 bits, the code in bits 8-15.
+        for signo in 1..=64 {
+            assert_eq!(
+                ChildExit::from_wait_status(signo),
+                Some(ChildExit::Signaled(signo))
+            );
+            // With the core-dump bit.
+            assert_eq!(
+                ChildExit::from_wait_status(signo | 0x80),
+                Some(ChildExit::Signaled(signo))
+            );
+        }
+        assert_eq!(ChildExit::Signaled(37).code(), 165);
+        for code in [0, 1, 3, 127, 255] {
+            assert_eq!(
+                ChildExit::from_wait_status(code << 8),
+                Some(ChildExit::Exited(code))
+            );
+        }
+        // Stopped by SIGSTOP and continued: no end.
+        assert_eq!(ChildExit::from_wait_status(0x137f), None);
+        assert_eq!(ChildExit::from_wait_status(0xffff), None);
     }
 }

@@ -78,6 +78,22 @@ pub fn send_signal(pid: Pid, signo: i32) -> nix::Result<()> {
     Errno::result(result).map(drop)
 }
 
+/// `waitpid(-1, WNOHANG)`: the pid and raw wait status of one child that
+/// has ended, or `None` while every child is still running. The status is
+/// returned undecoded (see `reaper::ChildExit::from_wait_status`): a
+/// library that maps it to a signal enum fails for the numbers it cannot
+/// name (real-time signals), after the kernel has already reaped the child.
+pub fn wait_any_child() -> nix::Result<Option<(Pid, libc::c_int)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one int through the pointer, which points to a
+    // live local of the right type; the other arguments are plain integers.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match Errno::result(pid)? {
+        0 => Ok(None),
+        pid => Ok(Some((Pid::from_raw(pid), status))),
+    }
+}
+
 /// Name of a signal number for logs: `SIGTERM`, or `SIGRT+3` for real-time signals.
 pub fn signal_name(signo: i32) -> String {
     match Signal::try_from(signo) {

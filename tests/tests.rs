@@ -18,6 +18,8 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
+/// Issue 18: raw wait statuses, the C library's signals, joined quiesces, shutdown exit and time.
+mod hardening;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.

@@ -1,0 +1,84 @@
+//! PID 1 that cannot be wedged (issue 18): every wait status decoded, the
+//! C library's own signals, one answer per quiesce, the exit code decided
+//! where the main command is reaped, the shutdown's time bound.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{Init, Sandbox, wait_until};
+
+/// kill(2) with a number that has no `nix::Signal` variant.
+fn send_raw_signal(pid: i32, signo: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{signo}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signo} {pid}");
+}
+
+/// The host pid of the one live process of `init`'s namespace running exactly `cmdline`.
+fn host_pid(init: &Init, cmdline: &str) -> i32 {
+    let mut found = None;
+    wait_until(&format!("`{cmdline}` runs"), || {
+        found = init
+            .processes()
+            .into_iter()
+            .find(|p| p.cmdline == cmdline && p.state != 'Z')
+            .map(|p| p.pid);
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn script<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no script {name}: {status}"))
+}
+
+#[test]
+fn a_main_command_killed_by_a_real_time_signal_exits_128_plus_it() {
+    for signo in [37, 64] {
+        let sandbox = Sandbox::new("rt-main");
+        let script = format!("kill -{signo} $$");
+        let mut init = sandbox.start(&["--", "sh", "-c", &script]);
+        assert_eq!(init.wait_exit(), 128 + signo, "{}", init.log());
+        assert!(!init.log().contains("waitpid failed"), "{}", init.log());
+    }
+}
+
+#[test]
+fn a_start_killed_by_a_real_time_signal_fails_instead_of_hanging() {
+    let sandbox = Sandbox::new("rt-start");
+    sandbox.script("10-rt.sh", "[ \"$1\" = start ] && kill -37 $$; exit 0");
+    let mut init = sandbox.start(&["--start-timeout", "600"]);
+    assert_eq!(init.wait_exit(), 3, "start failure: {}", init.log());
+    let log = init.log();
+    assert!(log.contains("killed by SIGRTMIN+"), "{log}");
+}
+
+#[test]
+fn a_daemon_killed_by_a_real_time_signal_is_reported() {
+    let sandbox = Sandbox::new("rt-daemon");
+    sandbox.daemon_script("40-d.sh", "sleep 1041");
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 1 script(s) started");
+    let pid = host_pid(&init, "sleep 1041");
+    wait_until("the daemon is watched", || {
+        script(&sandbox.status(), "40-d.sh")["daemons"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    });
+    send_raw_signal(pid, 37);
+    wait_until("the daemon's death is reported", || {
+        script(&sandbox.status(), "40-d.sh")["state"] == "degraded"
+    });
+    let status = sandbox.status();
+    assert_eq!(script(&status, "40-d.sh")["daemon_exit"]["exit_code"], 165);
+    assert_eq!(status["healthy"], false);
+}
