@@ -75,7 +75,12 @@ pub fn start() -> io::Result<()> {
     }
     std::thread::Builder::new()
         .name("dind-init-output".to_string())
-        .spawn(move || write_batches(&lines))?;
+        .spawn(move || {
+            crate::sys::reblock_handled_signals();
+            write_batches(&lines)
+        })?;
+    // Starting the first thread unblocked the C library's signals here too.
+    crate::sys::reblock_handled_signals();
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! plus the process-wide signal setup that must happen before any thread exists.
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
@@ -65,8 +65,45 @@ pub fn handled_signals() -> SigSet {
 /// inherit the mask (std's `Command` keeps it): see [`reset_signals_in_child`].
 pub fn block_handled_signals() -> nix::Result<SigSet> {
     let set = handled_signals();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    block_in_this_thread(&set)?;
     Ok(set)
+}
+
+/// Adds `set` to the calling thread's blocked mask with the system call
+/// itself: glibc's `pthread_sigmask` silently leaves out the two signals
+/// it keeps for itself (32 and 33).
+fn block_in_this_thread(set: &SigSet) -> nix::Result<()> {
+    let raw: &libc::sigset_t = set.as_ref();
+    // SAFETY: rt_sigprocmask reads the kernel's sigset (8 bytes, `_NSIG / 8`
+    // on every Linux architecture dind-init is built for) from a live
+    // sigset_t, which is at least that long, and writes nothing (no old set).
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            raw as *const libc::sigset_t,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    Errno::result(result).map(drop)
+}
+
+/// The size of the kernel's signal set: 64 signals.
+const KERNEL_SIGSET_BYTES: libc::size_t = 8;
+
+/// Blocks [`handled_signals`] again in the calling thread. The C library
+/// unblocks the signals it keeps for itself when threads start (measured:
+/// musl unblocks 33 and 34 in the thread that creates the first thread and
+/// 33 in every new one; glibc 32 and 33), and such a signal, no longer
+/// waiting for the signalfd, would be dropped as PID 1 and kill dind-init
+/// otherwise. Called at the start of every thread dind-init runs and in
+/// the main thread right after it starts the first one; what is left is
+/// the moment between a thread's creation and its first instruction.
+pub fn reblock_handled_signals() {
+    if let Err(error) = block_in_this_thread(&handled_signals()) {
+        tracing::error!("cannot block signals in a new thread: {error}");
+    }
 }
 
 /// Sends signal number `signo` to `pid` (a negative pid names a process

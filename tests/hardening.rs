@@ -82,3 +82,46 @@ fn a_daemon_killed_by_a_real_time_signal_is_reported() {
     assert_eq!(script(&status, "40-d.sh")["daemon_exit"]["exit_code"], 165);
     assert_eq!(status["healthy"], false);
 }
+
+/// A main command that gives 32, 33 and 34 their default action (kill it)
+/// with the system call, whatever it inherited (the test's `unshare`
+/// ignores 32 and 33; glibc's `signal` refuses both), then waits.
+const DIES_OF_32_TO_34: &str = "import ctypes, time
+default = (ctypes.c_ulong * 4)()
+for signo in (32, 33, 34):
+    assert ctypes.CDLL(None).syscall(13, signo, ctypes.byref(default), None, 8) == 0
+print('ready', flush=True)
+time.sleep(1043)";
+
+/// The signals the C library keeps for itself (glibc 32 and 33, musl 32 to
+/// 34) and unblocks when a thread starts reach the main command like any
+/// other, as PID 1 (where an unblocked one is dropped) and as subreaper
+/// (where it would kill dind-init): the main command dies of each.
+/// Sent after a quiesce and resume too, which start blocking threads.
+#[test]
+fn the_c_librarys_own_signals_are_forwarded_as_pid_1_and_as_subreaper() {
+    for as_pid_1 in [true, false] {
+        for signo in [32, 33, 34] {
+            let sandbox = Sandbox::new("libc-signals");
+            let args = ["--", "python3", "-c", DIES_OF_32_TO_34];
+            let mut init = if as_pid_1 {
+                sandbox.start(&args)
+            } else {
+                sandbox.start_as_subreaper(&args)
+            };
+            init.wait_for_line("ready");
+            if signo == 33 {
+                sandbox.quiesce_ok();
+                assert_eq!(sandbox.client(&["resume"]).status.code(), Some(0));
+                sandbox.wait_phase("running");
+            }
+            send_raw_signal(init.pid.as_raw(), signo);
+            assert_eq!(
+                init.wait_exit(),
+                128 + signo,
+                "signal {signo}, PID 1: {as_pid_1}: {}",
+                init.log()
+            );
+        }
+    }
+}
