@@ -125,3 +125,62 @@ fn the_c_librarys_own_signals_are_forwarded_as_pid_1_and_as_subreaper() {
         }
     }
 }
+
+/// `kill -USR1 1`, then `dind-init quiesce` while that quiesce runs (what
+/// `docker kill -s USR1` and then `dind-init snapshot` do): the client gets
+/// the running quiesce's answer, and nothing is left asked for, so the
+/// resume that follows runs the starts and no second quiesce follows it.
+#[test]
+fn a_quiesce_joined_while_one_runs_leaves_nothing_for_the_resume() {
+    let sandbox = Sandbox::new("joined-quiesce");
+    let gate = sandbox.path("gate");
+    sandbox.recording_script_then(
+        "10-slow.sh",
+        &format!(
+            "[ \"$1\" = stop ] && while [ ! -e {} ]; do sleep 0.01; done; exit 0",
+            gate.display()
+        ),
+    );
+    let init = sandbox.start(&[]);
+    init.wait_for_line("running: 1 script(s) started");
+    for round in 1..=3 {
+        let _ = std::fs::remove_file(&gate);
+        init.signal(nix::sys::signal::Signal::SIGUSR1);
+        sandbox.wait_phase("quiescing");
+        let joined = std::thread::scope(|scope| {
+            let client = scope.spawn(|| sandbox.client(&["quiesce"]));
+            init.wait_for_nth_line("already quiescing; it will answer when done", round);
+            std::fs::write(&gate, "").unwrap();
+            client.join().unwrap()
+        });
+        assert_eq!(
+            joined.status.code(),
+            Some(0),
+            "round {round}: {}",
+            init.log()
+        );
+        let resumed = sandbox.client(&["resume"]);
+        assert_eq!(
+            resumed.status.code(),
+            Some(0),
+            "round {round}: resume {}: {}",
+            String::from_utf8_lossy(&resumed.stderr),
+            init.log()
+        );
+        // A request left behind acts right after the resume's starts; the
+        // next quiesce, asked for now, would then join it or be refused.
+        std::fs::write(&gate, "").unwrap();
+        sandbox.quiesce_ok();
+        assert_eq!(sandbox.client(&["resume"]).status.code(), Some(0));
+        let status = sandbox.status();
+        assert_eq!(status["phase"], "running", "{status}");
+        let quiesces = status["quiesces"].as_array().unwrap();
+        assert_eq!(quiesces.len(), 2 * round, "round {round}: {status}");
+    }
+    let starts = sandbox
+        .order()
+        .iter()
+        .filter(|l| l.ends_with(" start"))
+        .count();
+    assert_eq!(starts, 1 + 2 * 3, "{:?}", sandbox.order());
+}
