@@ -86,6 +86,11 @@ pub struct Reaper {
     /// sweep that reaps it, so a signal forwarded after that sweep can never
     /// reach a recycled pid.
     main_pid: AtomicI32,
+    /// How the main command ended, set by the sweep that reaped it: PID 1's
+    /// exit code is decided from this, so a shutdown that ends before the
+    /// supervisor has handled the main command's exit event still exits
+    /// with the main command's code.
+    main_exit: Mutex<Option<ChildExit>>,
 }
 
 impl Reaper {
@@ -94,11 +99,12 @@ impl Reaper {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<ChildExit>>> {
-        // A poisoned lock only means another thread panicked while holding it;
-        // the map itself is still consistent, and PID 1 must not panic too.
-        self.waiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock_ignoring_poison(&self.waiters)
+    }
+
+    /// How the main command ended, once a sweep has reaped it.
+    pub fn main_exit(&self) -> Option<ChildExit> {
+        *lock_ignoring_poison(&self.main_exit)
     }
 
     /// Spawns `command` and registers its pid before anything can reap it.
@@ -174,9 +180,13 @@ impl Reaper {
                     break;
                 }
             };
-            let _ =
-                self.main_pid
-                    .compare_exchange(pid.as_raw(), 0, Ordering::SeqCst, Ordering::SeqCst);
+            let was_main = self
+                .main_pid
+                .compare_exchange(pid.as_raw(), 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            if was_main {
+                *lock_ignoring_poison(&self.main_exit) = Some(exit);
+            }
             match waiters.remove(&pid.as_raw()) {
                 Some(waiter) => {
                     // The waiter may have given up (dropped); the exit is still reaped.
@@ -188,6 +198,14 @@ impl Reaper {
         }
         sweep
     }
+}
+
+/// A poisoned lock only means another thread panicked while holding it;
+/// what it guards is still consistent, and PID 1 must not panic too.
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -184,3 +184,33 @@ fn a_quiesce_joined_while_one_runs_leaves_nothing_for_the_resume() {
         .count();
     assert_eq!(starts, 1 + 2 * 3, "{:?}", sandbox.order());
 }
+
+/// A main command that ignores SIGTERM, with a script to stop: its exit
+/// is SIGKILL, 137, in every round; the exit code is decided where the
+/// main command is reaped, not when the message about it is handled.
+#[test]
+fn a_term_ignoring_main_command_always_exits_137() {
+    const ROUNDS_PER_THREAD: usize = 15;
+    let ignores_term = "trap '' TERM; echo ready; while :; do sleep 0.01; done";
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            scope.spawn(move || {
+                for round in 0..ROUNDS_PER_THREAD {
+                    let sandbox = Sandbox::new("term-ignoring-main");
+                    sandbox.recording_script("10-a.sh");
+                    let mut init =
+                        sandbox.start(&["--grace", "0.1", "--", "sh", "-c", ignores_term]);
+                    init.wait_for_line("ready");
+                    init.signal(nix::sys::signal::Signal::SIGTERM);
+                    assert_eq!(
+                        init.wait_exit(),
+                        137,
+                        "thread {thread} round {round}: {}",
+                        init.log()
+                    );
+                    assert_eq!(sandbox.order(), ["10-a.sh start", "10-a.sh stop"]);
+                }
+            });
+        }
+    });
+}

@@ -172,7 +172,14 @@ impl Supervisor {
         // load). The quiesce, which promises a commit-safe disk, still flushes.
         self.terminate_remaining().await;
 
-        let main_code = self.main.as_ref().and_then(|m| m.exit_code);
+        // Decided where the main command was reaped: the event about its
+        // exit may not have been handled yet. A last sweep collects it if
+        // it is a zombie whose SIGCHLD is still unread.
+        self.reaper.reap_all();
+        let main_code = match self.reaper.main_exit() {
+            Some(exit) => Some(exit.code()),
+            None => self.main.as_ref().and_then(|m| m.exit_code),
+        };
         let code = intent::exit_code(main_code, cause, !failed_stops.is_empty());
         tracing::info!("shutdown complete: exiting with code {code}");
         code
