@@ -214,3 +214,41 @@ fn a_term_ignoring_main_command_always_exits_137() {
         }
     });
 }
+
+/// A main command that ignores SIGTERM gets the grace period, then SIGKILL,
+/// and only then do the stops run: the whole shutdown takes one grace
+/// period plus the stops, not two (a second grace for what is left after
+/// the stops would push the default past Docker's 10 s stop timeout).
+#[test]
+fn a_term_ignoring_main_command_is_killed_after_its_grace_before_the_stops() {
+    let sandbox = Sandbox::new("term-ignoring-main-grace");
+    let main_pid = sandbox.path("main.pid");
+    sandbox.recording_script_then(
+        "10-a.sh",
+        &format!(
+            "[ \"$1\" = stop ] || exit 0; if kill -0 \"$(cat {})\" 2>/dev/null; then echo 'main alive' >> {log}; else echo 'main gone' >> {log}; fi",
+            main_pid.display(),
+            log = sandbox.path("order.log").display()
+        ),
+    );
+    let main = format!(
+        "trap '' TERM; echo $$ > {}; echo ready; while :; do sleep 0.01; done",
+        main_pid.display()
+    );
+    let grace = 3.0;
+    let mut init = sandbox.start(&["--grace", &grace.to_string(), "--", "sh", "-c", &main]);
+    init.wait_for_line("ready");
+    let asked = std::time::Instant::now();
+    init.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 137, "{}", init.log());
+    let took = asked.elapsed().as_secs_f64();
+    assert_eq!(
+        sandbox.order(),
+        ["10-a.sh start", "10-a.sh stop", "main gone"],
+        "{}",
+        init.log()
+    );
+    // Generous margins for a loaded machine: two grace periods is 6 s.
+    assert!(took >= grace, "the main command had its grace: {took:.2}s");
+    assert!(took < grace + 2.5, "one grace period, not two: {took:.2}s");
+}

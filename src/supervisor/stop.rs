@@ -16,6 +16,7 @@ use crate::status::{Outcome, ScriptState};
 use crate::sys::send_signal;
 
 use super::intent::{self, Intents, ShutdownCause};
+use super::teardown::KILL_WAIT;
 use super::{Supervisor, answer_all};
 
 impl Supervisor {
@@ -186,23 +187,32 @@ impl Supervisor {
     }
 
     /// Waits up to the grace period for the main command to exit, still
-    /// handling events (a second SIGTERM cuts the wait short).
+    /// handling events (a second SIGTERM cuts the wait short), then
+    /// SIGKILLs it and waits for it to be reaped: the stops begin only once
+    /// the main command is gone, and within one grace period of the
+    /// shutdown's start, so that they fit in the engine's stop timeout.
     async fn wait_for_main_exit(&mut self) {
-        if self.main_pid().is_none() || self.pending.intents.force {
-            return;
-        }
+        let Some(pid) = self.main_pid() else { return };
         let grace = self.config.grace;
-        let expired = self
-            .await_handling_events(tokio::time::sleep(grace), |s| {
-                s.main_pid().is_none() || s.pending.intents.force
-            })
-            .await;
-        if expired.is_some() {
-            tracing::warn!(
-                "main command still running after {:.1}s; it will be killed with the rest",
-                grace.as_secs_f64()
-            );
+        if !self.pending.intents.force {
+            let expired = self
+                .await_handling_events(tokio::time::sleep(grace), |s| {
+                    s.main_pid().is_none() || s.pending.intents.force
+                })
+                .await;
+            if self.main_pid().is_none() {
+                return;
+            }
+            if expired.is_some() {
+                tracing::warn!(
+                    "main command still running after the {:.1}s grace period: sending it SIGKILL before the stops",
+                    grace.as_secs_f64()
+                );
+            }
         }
+        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL as i32);
+        self.await_handling_events(tokio::time::sleep(KILL_WAIT), |s| s.main_pid().is_none())
+            .await;
     }
 }
 

@@ -16,7 +16,7 @@ use super::intent::Intents;
 /// How often the shutdown and quiesce steps look at `/proc` while waiting for processes to go.
 const PROCESS_POLL: Duration = Duration::from_millis(20);
 /// How long dind-init waits for SIGKILLed processes to disappear before exiting anyway.
-const KILL_WAIT: Duration = Duration::from_secs(2);
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(2);
 
 impl Supervisor {
     /// SIGTERM to every process left, the grace period, then SIGKILL.
