@@ -139,7 +139,9 @@ impl Reaper {
     /// does, instead of being swept as orphans, and no other orphan costs
     /// more than before. The `/proc` scan runs under the lock that every
     /// sweep holds, so a child cannot be reaped between being seen and
-    /// being watched; zombies (already exited) are left to the sweep.
+    /// being watched; zombies (already exited) are left to the sweep. It
+    /// reads `/proc/PID/stat` only: a command line read can block on the
+    /// target's memory-map lock, and is done later, off this lock.
     pub fn watch_new_children(
         &self,
         own_pid: i32,

@@ -93,7 +93,7 @@ impl Supervisor {
             let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
             if left.is_empty() || expired || interrupted(self) {
                 // Command lines only for what is reported: ours, and only now.
-                return procs::with_command_lines(left);
+                return procs::with_command_lines(left).await;
             }
             self.await_handling_events(tokio::time::sleep(PROCESS_POLL), interrupted)
                 .await;
