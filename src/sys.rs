@@ -131,6 +131,28 @@ pub fn wait_any_child() -> nix::Result<Option<(Pid, libc::c_int)>> {
     }
 }
 
+/// Whether this process has any child, running or exited and not yet
+/// reaped: `waitid(P_ALL, WNOHANG | WNOWAIT)` reaps nothing (the reaper
+/// stays the one that does) and fails with ECHILD only when there is none.
+/// With none, no process is left below us either (orphans of our
+/// descendants are re-parented to PID 1 or to this subreaper), and a scan
+/// of all of `/proc` can be skipped.
+pub fn has_children() -> bool {
+    // SAFETY: siginfo_t is plain data that waitid fills in; zeroed is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes one siginfo_t through the pointer, which points
+    // to a live local of that type; WNOWAIT leaves every child waitable.
+    let result = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    !(result == -1 && Errno::last() == Errno::ECHILD)
+}
+
 /// Name of a signal number for logs: `SIGTERM`, or `SIGRT+3` for real-time signals.
 pub fn signal_name(signo: i32) -> String {
     match Signal::try_from(signo) {

@@ -145,6 +145,10 @@ fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
         "running",
         "the first instance still answers"
     );
+    // Without scripts the first instance writes its boot record a moment after its start.
+    crate::harness::wait_until("the first instance wrote its boot record", || {
+        sandbox.state.exists()
+    });
     let state: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&sandbox.state).unwrap()).unwrap();
     assert_eq!(

@@ -36,7 +36,7 @@ mod timeline;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -139,8 +139,8 @@ pub struct Supervisor {
     strays: Vec<ProcessInfo>,
     /// Our pid: the root of the process tree we are responsible for.
     own_pid: i32,
-    /// A save still being written in the background (the boot record).
-    pending_save: Option<tokio::task::JoinHandle<()>>,
+    /// Numbers the state file's saves so that none overwrites a later one.
+    saves: SaveOrder,
     /// Our process group and session, which tie no child to any script.
     own_ids: (i32, i32),
     /// Re-parented processes watched that no script's start left.
@@ -179,7 +179,7 @@ impl Supervisor {
             pending: Pending::default(),
             strays: Vec::new(),
             own_pid,
-            pending_save: None,
+            saves: SaveOrder::default(),
             own_ids: crate::procs::own_group_and_session(),
             unattributed: Vec::new(),
             timeline: Timeline::new(Phase::Starting, Instant::now(), state::now_rfc3339()),
@@ -190,7 +190,6 @@ impl Supervisor {
 
     /// Runs the whole lifecycle and returns PID 1's exit code.
     pub async fn run(mut self) -> i32 {
-        self.save_state_in_background();
         self.start_round("boot").await;
         loop {
             match intent::next_step(self.phase, &self.pending.intents) {
@@ -302,38 +301,95 @@ impl Supervisor {
             .collect();
     }
 
-    /// Writes the boot record on a blocking thread without waiting for it:
-    /// nothing on the way to the first script or the main command waits for
-    /// the disk. The next save waits for this one first, so saves never pass
-    /// each other.
-    fn save_state_in_background(&mut self) {
+    /// Writes the boot record on a blocking thread without waiting for it,
+    /// after `delay`: nothing on the way to the first script or the main
+    /// command waits for the disk. With no scripts the delay keeps a short
+    /// run (`dind-init -- CMD` as a wrapper) to the one save at its exit; a
+    /// later save that is written first makes this one moot (see [`SaveOrder`]).
+    fn save_boot_record(&mut self, delay: Duration) {
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        self.pending_save = Some(tokio::task::spawn_blocking(move || {
-            if let Err(error) = state::save(&path, &state, Durability::Atomic) {
-                warn_not_saved(&error);
+        let ticket = self.saves.next();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
             }
-        }));
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(Err(error)) =
+                    ticket.write(|| state::save(&path, &state, Durability::Atomic))
+                {
+                    warn_not_saved(&error);
+                }
+            })
+            .await;
+        });
     }
 
     /// Saves the state file (`Fsync`: file and directory fsynced) on a
     /// blocking thread while events are handled; on failure, logs it and
     /// returns why.
     async fn save_state(&mut self, durability: Durability) -> Result<(), String> {
-        if let Some(earlier) = self.pending_save.take() {
-            self.await_handling_events(earlier, |_| false).await;
-        }
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        let saving = tokio::task::spawn_blocking(move || state::save(&path, &state, durability));
+        let ticket = self.saves.next();
+        let saving = tokio::task::spawn_blocking(move || {
+            ticket.write(|| state::save(&path, &state, durability))
+        });
         let saved = match self.await_handling_events(saving, |_| false).await {
-            Some(Ok(saved)) => saved,
+            // Skipped: a later save is already written (none is issued while this one runs).
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(saved))) => saved,
             _ => Err(anyhow::anyhow!("the state file's writer thread failed")),
         };
         saved.map_err(|error| {
             warn_not_saved(&error);
             format!("{error:#}")
         })
+    }
+}
+
+/// Orders the state file's saves, which run on blocking threads and may
+/// finish in any order: each is numbered when it is asked for, and one
+/// that finds a later one already written is skipped, so the boot record
+/// written in the background never overwrites what a later save wrote.
+#[derive(Debug, Default)]
+struct SaveOrder {
+    /// The number the last save asked for got.
+    issued: u64,
+    /// The number of the last save written, held while one is written.
+    written: Arc<Mutex<u64>>,
+}
+
+/// One save's place in the [`SaveOrder`].
+struct SaveTicket {
+    number: u64,
+    written: Arc<Mutex<u64>>,
+}
+
+impl SaveOrder {
+    fn next(&mut self) -> SaveTicket {
+        self.issued = self.issued.saturating_add(1);
+        SaveTicket {
+            number: self.issued,
+            written: self.written.clone(),
+        }
+    }
+}
+
+impl SaveTicket {
+    /// Runs `save` unless a later save was written already (`None` then).
+    fn write<T>(self, save: impl FnOnce() -> T) -> Option<T> {
+        // A poisoned lock only means a writer thread panicked; the number is intact.
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *written > self.number {
+            return None;
+        }
+        let result = save();
+        *written = self.number;
+        Some(result)
     }
 }
 

@@ -175,8 +175,11 @@ impl Supervisor {
 
         // Decided where the main command was reaped: the event about its
         // exit may not have been handled yet. A last sweep collects it if
-        // it is a zombie whose SIGCHLD is still unread.
-        self.reaper.reap_all();
+        // it is a zombie whose SIGCHLD is still unread (only then: other
+        // zombies are left to the kernel, as before).
+        if self.main.is_some() && self.reaper.main_exit().is_none() {
+            self.reaper.reap_all();
+        }
         let main_code = match self.reaper.main_exit() {
             Some(exit) => Some(exit.code()),
             None => self.main.as_ref().and_then(|m| m.exit_code),

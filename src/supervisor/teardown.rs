@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::procs::{self, ProcessInfo};
-use crate::sys::send_signal;
+use crate::sys::{has_children, send_signal};
 
 use super::Supervisor;
 use super::intent::Intents;
@@ -21,6 +21,9 @@ pub(super) const KILL_WAIT: Duration = Duration::from_secs(2);
 impl Supervisor {
     /// SIGTERM to every process left, the grace period, then SIGKILL.
     pub(super) async fn terminate_remaining(&mut self) {
+        if !has_children() {
+            return;
+        }
         let left = procs::descendants(&procs::scan(), self.own_pid);
         if left.is_empty() {
             return;
@@ -84,6 +87,9 @@ impl Supervisor {
         let deadline = Instant::now().checked_add(limit);
         let interrupted = move |s: &mut Self| interrupt(&s.pending.intents);
         loop {
+            if !has_children() {
+                return Vec::new();
+            }
             let table = procs::scan();
             let skip = excluded(&table);
             let left: Vec<_> = procs::descendants(&table, self.own_pid)
