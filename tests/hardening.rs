@@ -252,3 +252,28 @@ fn a_term_ignoring_main_command_is_killed_after_its_grace_before_the_stops() {
     assert!(took >= grace, "the main command had its grace: {took:.2}s");
     assert!(took < grace + 2.5, "one grace period, not two: {took:.2}s");
 }
+
+/// dind-init as a plain wrapper (no init.d scripts) touches no file on its
+/// way in or out, as tini does; a boot that quiesces is recorded, with its
+/// shutdown.
+#[test]
+fn a_wrapper_run_without_scripts_writes_no_state_file() {
+    let sandbox = Sandbox::new("wrapper-no-state");
+    let mut init = sandbox.start(&["--", "true"]);
+    assert_eq!(init.wait_exit(), 0, "{}", init.log());
+    assert!(
+        !sandbox.state.exists(),
+        "a wrapper run wrote the state file"
+    );
+
+    let mut init = sandbox.start(&["--", "sleep", "1044"]);
+    sandbox.wait_phase("running");
+    sandbox.quiesce_ok();
+    init.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 143, "{}", init.log());
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&sandbox.state).unwrap()).unwrap();
+    assert_eq!(state["boot_count"], 1, "{state}");
+    assert_eq!(state["quiesces"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["shut_down_cleanly"], true, "{state}");
+}

@@ -301,27 +301,27 @@ impl Supervisor {
             .collect();
     }
 
-    /// Writes the boot record on a blocking thread without waiting for it,
-    /// after `delay`: nothing on the way to the first script or the main
-    /// command waits for the disk. With no scripts the delay keeps a short
-    /// run (`dind-init -- CMD` as a wrapper) to the one save at its exit; a
-    /// later save that is written first makes this one moot (see [`SaveOrder`]).
-    fn save_boot_record(&mut self, delay: Duration) {
+    /// Whether this boot is recorded in the state file. A boot without
+    /// init.d scripts (dind-init as a plain wrapper, `-- CMD`) is not,
+    /// unless it quiesces or resumes: no script reads the history, and a
+    /// wrapper's start and exit then touch no file at all, as tini's do.
+    fn records_this_boot(&self) -> bool {
+        !self.scripts.is_empty() || self.saves.issued > 0
+    }
+
+    /// Writes the boot record on a blocking thread without waiting for it:
+    /// nothing on the way to the first script or the main command waits for
+    /// the disk. A later save written first makes it moot (see [`SaveOrder`]).
+    fn save_boot_record(&mut self) {
         let path = self.config.state_path.clone();
         let state = self.state.clone();
         let ticket = self.saves.next();
-        tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+        tokio::task::spawn_blocking(move || {
+            if let Some(Err(error)) =
+                ticket.write(|| state::save(&path, &state, Durability::Atomic))
+            {
+                warn_not_saved(&error);
             }
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Some(Err(error)) =
-                    ticket.write(|| state::save(&path, &state, Durability::Atomic))
-                {
-                    warn_not_saved(&error);
-                }
-            })
-            .await;
         });
     }
 

@@ -3,8 +3,6 @@
 //! `running`. A quiesce or a shutdown asked for meanwhile ends the round
 //! after the script in flight.
 
-use std::time::Duration;
-
 use crate::config::StartFailurePolicy;
 use crate::discovery;
 use crate::event::Refusal;
@@ -19,12 +17,6 @@ use crate::text::escape_controls;
 use super::daemons::Moment;
 use super::intent::{EXIT_START_FAILED, ShutdownCause};
 use super::{Supervisor, Tracked, answer_all};
-
-/// How long a boot without scripts runs before its boot record is written:
-/// a wrapper's short run (`dind-init -- /bin/true`) then writes the state
-/// file once, at its exit, instead of twice on its way out. A boot killed
-/// before this is not in the history.
-const BOOT_RECORD_DELAY_WITHOUT_SCRIPTS: Duration = Duration::from_millis(200);
 
 impl Supervisor {
     /// The output tail of script `name`: the one of the round before, so a
@@ -58,12 +50,9 @@ impl Supervisor {
         self.discover();
         if reason == "boot" {
             self.log_boot();
-            let delay = if self.scripts.is_empty() {
-                BOOT_RECORD_DELAY_WITHOUT_SCRIPTS
-            } else {
-                Duration::ZERO
-            };
-            self.save_boot_record(delay);
+            if self.records_this_boot() {
+                self.save_boot_record();
+            }
         }
         self.publish();
         for index in 0..self.scripts.len() {

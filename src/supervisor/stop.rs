@@ -165,7 +165,9 @@ impl Supervisor {
         self.record_results();
         // Every stop ran: the next boot may take the disk as a clean restore.
         self.state.shut_down_cleanly = failed_stops.is_empty() && !self.pending.intents.force;
-        let _ = self.save_state(Durability::Atomic).await;
+        if self.records_this_boot() {
+            let _ = self.save_state(Durability::Atomic).await;
+        }
         // No flush here: `docker commit` of the stopped container reads the
         // files through the page cache, and a syncfs of the container's root
         // is a sync of the host's disk under it, which took seconds on a busy
