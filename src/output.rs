@@ -199,6 +199,10 @@ fn count_lines(bytes: &[u8]) -> u64 {
 /// before PID 1 exits, so the last lines of a shutdown are not lost.
 pub fn flush(limit: Duration) {
     let Some(writer) = WRITER.get() else { return };
+    // Nothing queued (counted until written): no round trip to the thread.
+    if writer.queued.load(Ordering::SeqCst) == 0 {
+        return;
+    }
     let (done, finished) = mpsc::channel();
     if writer.queue.send(Message::Flush(done)).is_ok() {
         let _ = finished.recv_timeout(limit);
