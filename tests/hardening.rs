@@ -6,7 +6,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Init, Sandbox, wait_until};
+use crate::daemons::{host_pid, script};
+use crate::harness::{Sandbox, wait_until};
 
 /// kill(2) with a number that has no `nix::Signal` variant.
 fn send_raw_signal(pid: i32, signo: i32) {
@@ -16,29 +17,6 @@ fn send_raw_signal(pid: i32, signo: i32) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signo} {pid}");
-}
-
-/// The host pid of the one live process of `init`'s namespace running exactly `cmdline`.
-fn host_pid(init: &Init, cmdline: &str) -> i32 {
-    let mut found = None;
-    wait_until(&format!("`{cmdline}` runs"), || {
-        found = init
-            .processes()
-            .into_iter()
-            .find(|p| p.cmdline == cmdline && p.state != 'Z')
-            .map(|p| p.pid);
-        found.is_some()
-    });
-    found.unwrap()
-}
-
-fn script<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["scripts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no script {name}: {status}"))
 }
 
 #[test]
