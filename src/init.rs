@@ -77,6 +77,7 @@ fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
         // The blocking thread (state saves, the quiesce's flush) goes away
         // soon after its work instead of idling for tokio's default 10 s.
         .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
+        .on_thread_start(sys::reblock_handled_signals)
         .build()
         .context("cannot start the event loop")?;
     runtime.block_on(async move {

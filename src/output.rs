@@ -75,7 +75,12 @@ pub fn start() -> io::Result<()> {
     }
     std::thread::Builder::new()
         .name("dind-init-output".to_string())
-        .spawn(move || write_batches(&lines))?;
+        .spawn(move || {
+            crate::sys::reblock_handled_signals();
+            write_batches(&lines)
+        })?;
+    // Starting the first thread unblocked the C library's signals here too.
+    crate::sys::reblock_handled_signals();
     Ok(())
 }
 
@@ -194,6 +199,10 @@ fn count_lines(bytes: &[u8]) -> u64 {
 /// before PID 1 exits, so the last lines of a shutdown are not lost.
 pub fn flush(limit: Duration) {
     let Some(writer) = WRITER.get() else { return };
+    // Nothing queued (counted until written): no round trip to the thread.
+    if writer.queued.load(Ordering::SeqCst) == 0 {
+        return;
+    }
     let (done, finished) = mpsc::channel();
     if writer.queue.send(Message::Flush(done)).is_ok() {
         let _ = finished.recv_timeout(limit);

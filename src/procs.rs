@@ -8,6 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,15 +75,72 @@ fn comm_placeholder(comm: &str) -> String {
     format!("[{}]", escape_controls(comm))
 }
 
-/// `processes` with their command lines read (the `[comm]` of [`scan`]
-/// stays where the command line is empty or the process is gone).
-pub fn with_command_lines(mut processes: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
+/// `processes` with their command lines read off the runtime thread, each
+/// within [`COMMAND_LINE_LIMIT`] (the `[comm]` of [`scan`] stays where the
+/// command line is empty, the process is gone, or the read is too slow).
+pub async fn with_command_lines(mut processes: Vec<ProcessInfo>) -> Vec<ProcessInfo> {
     for process in &mut processes {
-        if let Some(command) = command_of(process.pid) {
+        if let Some(command) = command_line(process.pid).await {
             process.command = command;
         }
     }
     processes
+}
+
+/// How long reading one command line may take. Reading
+/// `/proc/PID/cmdline` takes the target's memory-map lock, which a process
+/// stuck in uninterruptible sleep (a hung FUSE or NFS mount, common in
+/// docker-in-docker) can hold for good; `/proc/PID/stat` takes no such lock.
+pub const COMMAND_LINE_LIMIT: Duration = Duration::from_millis(250);
+
+/// Pids whose command line is being read on a blocking thread right now. A
+/// read stuck on a process is never started twice, so stuck threads are at
+/// most one per stuck process.
+static READS_IN_FLIGHT: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// The command line of `pid`, read on a blocking thread within
+/// [`COMMAND_LINE_LIMIT`]: `None` when it has none (exiting, a zombie), is
+/// gone, or the read is slower than that (it then finishes on its own).
+pub async fn command_line(pid: i32) -> Option<String> {
+    read_bounded(pid, COMMAND_LINE_LIMIT, command_of).await
+}
+
+async fn read_bounded(
+    pid: i32,
+    limit: Duration,
+    read: fn(i32) -> Option<String>,
+) -> Option<String> {
+    {
+        let mut in_flight = lock_ignoring_poison(&READS_IN_FLIGHT);
+        if in_flight.contains(&pid) {
+            return None;
+        }
+        in_flight.push(pid);
+    }
+    let reading = tokio::task::spawn_blocking(move || {
+        let command = read(pid);
+        lock_ignoring_poison(&READS_IN_FLIGHT).retain(|&p| p != pid);
+        command
+    });
+    match tokio::time::timeout(limit, reading).await {
+        Ok(Ok(command)) => command,
+        Ok(Err(_)) => None,
+        Err(_) => {
+            tracing::debug!(
+                "reading the command line of process {pid} takes over {}ms (uninterruptible sleep?); showing its name",
+                limit.as_millis()
+            );
+            None
+        }
+    }
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the
+/// list is still consistent, and PID 1 must not panic too.
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn render_cmdline(raw: &[u8]) -> Option<String> {
@@ -130,7 +189,8 @@ pub struct ChildProcess {
     pub start_ticks: u64,
     /// Already exited and waiting to be reaped.
     pub zombie: bool,
-    /// The command line, or `[comm]` when it is empty.
+    /// `[comm]`: the command line is read later, off the runtime thread
+    /// and outside the reaper's lock ([`command_line`]).
     pub command: String,
 }
 
@@ -156,7 +216,7 @@ pub fn parse_stat_ids(line: &str) -> Option<(i32, i32, i32, u64)> {
     ))
 }
 
-/// Every child of `parent` visible in `/proc` now.
+/// Every child of `parent` visible in `/proc` now, from `/proc/PID/stat` alone.
 pub fn children(parent: i32) -> Vec<ChildProcess> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
@@ -177,15 +237,16 @@ pub fn children(parent: i32) -> Vec<ChildProcess> {
                 sid,
                 start_ticks,
                 zombie: state == 'Z',
-                command: command_of(pid).unwrap_or_else(|| comm_placeholder(&comm)),
+                command: comm_placeholder(&comm),
             })
         })
         .collect()
 }
 
 /// The command line of `pid` now, if it has one: a process that is
-/// exiting (or a zombie) has none any more.
-pub fn command_of(pid: i32) -> Option<String> {
+/// exiting (or a zombie) has none any more. Blocks as long as the target's
+/// memory-map lock is held: call it through [`command_line`].
+fn command_of(pid: i32) -> Option<String> {
     render_cmdline(&fs::read(format!("/proc/{pid}/cmdline")).ok()?)
 }
 
@@ -262,12 +323,54 @@ mod tests {
         let own = std::process::id() as i32;
         let found = children(own);
         let pid = child.id() as i32;
+        let command = command_of(pid);
         let _ = child.kill();
         let _ = child.wait();
         let entry = found.iter().find(|c| c.pid == pid).unwrap();
-        assert_eq!(entry.command, "sleep 5");
+        assert_eq!(entry.command, "[sleep]");
+        assert_eq!(command.as_deref(), Some("sleep 5"));
         assert_eq!(entry.pgid, own_group_and_session().0);
         assert!(start_unix_seconds(entry.start_ticks).is_some());
+    }
+
+    fn read_slowly(pid: i32) -> Option<String> {
+        std::thread::sleep(Duration::from_secs(2));
+        Some(format!("slow {pid}"))
+    }
+
+    fn read_at_once(pid: i32) -> Option<String> {
+        Some(format!("quick {pid}"))
+    }
+
+    /// A read that blocks (as one on a process in D state does) costs the
+    /// runtime thread its limit, never more, and is not started again while
+    /// it is stuck; other pids are read meanwhile.
+    #[test]
+    fn a_slow_command_line_read_is_bounded_and_not_repeated() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let limit = Duration::from_millis(50);
+            let started = std::time::Instant::now();
+            assert_eq!(read_bounded(-7, limit, read_slowly).await, None);
+            assert!(started.elapsed() < Duration::from_secs(1));
+            // Still stuck: not read again, and answered at once.
+            let again = std::time::Instant::now();
+            assert_eq!(read_bounded(-7, limit, read_at_once).await, None);
+            assert!(again.elapsed() < limit);
+            assert_eq!(
+                read_bounded(-8, limit, read_at_once).await.as_deref(),
+                Some("quick -8")
+            );
+            // Once the stuck read ends, the pid can be read again.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert_eq!(
+                read_bounded(-7, limit, read_at_once).await.as_deref(),
+                Some("quick -7")
+            );
+        });
     }
 
     #[test]

@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::procs::{self, ChildProcess};
-use crate::sys::signal_name;
+use crate::sys::{signal_name, wait_any_child};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +33,20 @@ pub enum ChildExit {
 }
 
 impl ChildExit {
+    /// Decodes a raw `waitpid` status as the C macros do, for every signal
+    /// number (1 to 64, real-time ones included); `None` for a status that
+    /// is no end (stopped, continued), which `waitpid` without `WUNTRACED`
+    /// does not report anyway.
+    pub fn from_wait_status(status: i32) -> Option<ChildExit> {
+        if libc::WIFEXITED(status) {
+            Some(ChildExit::Exited(libc::WEXITSTATUS(status)))
+        } else if libc::WIFSIGNALED(status) {
+            Some(ChildExit::Signaled(libc::WTERMSIG(status)))
+        } else {
+            None
+        }
+    }
+
     /// The shell convention: the exit code, or 128 + the signal number.
     pub fn code(self) -> i32 {
         match self {
@@ -73,6 +86,11 @@ pub struct Reaper {
     /// sweep that reaps it, so a signal forwarded after that sweep can never
     /// reach a recycled pid.
     main_pid: AtomicI32,
+    /// How the main command ended, set by the sweep that reaped it: PID 1's
+    /// exit code is decided from this, so a shutdown that ends before the
+    /// supervisor has handled the main command's exit event still exits
+    /// with the main command's code.
+    main_exit: Mutex<Option<ChildExit>>,
 }
 
 impl Reaper {
@@ -81,11 +99,12 @@ impl Reaper {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<i32, oneshot::Sender<ChildExit>>> {
-        // A poisoned lock only means another thread panicked while holding it;
-        // the map itself is still consistent, and PID 1 must not panic too.
-        self.waiters
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock_ignoring_poison(&self.waiters)
+    }
+
+    /// How the main command ended, once a sweep has reaped it.
+    pub fn main_exit(&self) -> Option<ChildExit> {
+        *lock_ignoring_poison(&self.main_exit)
     }
 
     /// Spawns `command` and registers its pid before anything can reap it.
@@ -120,7 +139,9 @@ impl Reaper {
     /// does, instead of being swept as orphans, and no other orphan costs
     /// more than before. The `/proc` scan runs under the lock that every
     /// sweep holds, so a child cannot be reaped between being seen and
-    /// being watched; zombies (already exited) are left to the sweep.
+    /// being watched; zombies (already exited) are left to the sweep. It
+    /// reads `/proc/PID/stat` only: a command line read can block on the
+    /// target's memory-map lock, and is done later, off this lock.
     pub fn watch_new_children(
         &self,
         own_pid: i32,
@@ -149,22 +170,25 @@ impl Reaper {
         let mut waiters = self.lock();
         let mut sweep = Sweep::default();
         loop {
-            let (pid, exit) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, ChildExit::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                    (pid, ChildExit::Signaled(signal as i32))
-                }
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-                Ok(_) => continue,
+            let (pid, exit) = match wait_any_child() {
+                Ok(Some((pid, status))) => match ChildExit::from_wait_status(status) {
+                    Some(exit) => (pid, exit),
+                    None => continue,
+                },
+                Ok(None) | Err(Errno::ECHILD) => break,
                 Err(Errno::EINTR) => continue,
                 Err(error) => {
                     tracing::error!("waitpid failed: {error}; will retry at the next SIGCHLD");
                     break;
                 }
             };
-            let _ =
-                self.main_pid
-                    .compare_exchange(pid.as_raw(), 0, Ordering::SeqCst, Ordering::SeqCst);
+            let was_main = self
+                .main_pid
+                .compare_exchange(pid.as_raw(), 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
+            if was_main {
+                *lock_ignoring_poison(&self.main_exit) = Some(exit);
+            }
             match waiters.remove(&pid.as_raw()) {
                 Some(waiter) => {
                     // The waiter may have given up (dropped); the exit is still reaped.
@@ -176,6 +200,14 @@ impl Reaper {
         }
         sweep
     }
+}
+
+/// A poisoned lock only means another thread panicked while holding it;
+/// what it guards is still consistent, and PID 1 must not panic too.
+fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -190,5 +222,31 @@ mod tests {
         assert!(!ChildExit::Signaled(9).success());
         assert_eq!(ChildExit::Signaled(9).to_string(), "killed by SIGKILL");
         assert_eq!(ChildExit::Exited(1).to_string(), "exited with code 1");
+    }
+
+    #[test]
+    fn every_signal_number_and_exit_code_is_decoded() {
+        // The kernel's layout: the signal in the low 7 bits, the code in bits 8-15.
+        for signo in 1..=64 {
+            assert_eq!(
+                ChildExit::from_wait_status(signo),
+                Some(ChildExit::Signaled(signo))
+            );
+            // With the core-dump bit.
+            assert_eq!(
+                ChildExit::from_wait_status(signo | 0x80),
+                Some(ChildExit::Signaled(signo))
+            );
+        }
+        assert_eq!(ChildExit::Signaled(37).code(), 165);
+        for code in [0, 1, 3, 127, 255] {
+            assert_eq!(
+                ChildExit::from_wait_status(code << 8),
+                Some(ChildExit::Exited(code))
+            );
+        }
+        // Stopped by SIGSTOP and continued: no end.
+        assert_eq!(ChildExit::from_wait_status(0x137f), None);
+        assert_eq!(ChildExit::from_wait_status(0xffff), None);
     }
 }

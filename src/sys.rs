@@ -2,7 +2,7 @@
 //! plus the process-wide signal setup that must happen before any thread exists.
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
@@ -65,8 +65,45 @@ pub fn handled_signals() -> SigSet {
 /// inherit the mask: see [`restore_inherited_in_child`] and [`clean_slate_in_child`].
 pub fn block_handled_signals() -> nix::Result<SigSet> {
     let set = handled_signals();
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    block_in_this_thread(&set)?;
     Ok(set)
+}
+
+/// Adds `set` to the calling thread's blocked mask with the system call
+/// itself: glibc's `pthread_sigmask` silently leaves out the two signals
+/// it keeps for itself (32 and 33).
+fn block_in_this_thread(set: &SigSet) -> nix::Result<()> {
+    let raw: &libc::sigset_t = set.as_ref();
+    // SAFETY: rt_sigprocmask reads the kernel's sigset (8 bytes, `_NSIG / 8`
+    // on every Linux architecture dind-init is built for) from a live
+    // sigset_t, which is at least that long, and writes nothing (no old set).
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            raw as *const libc::sigset_t,
+            std::ptr::null_mut::<libc::sigset_t>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    Errno::result(result).map(drop)
+}
+
+/// The size of the kernel's signal set: 64 signals.
+const KERNEL_SIGSET_BYTES: libc::size_t = 8;
+
+/// Blocks [`handled_signals`] again in the calling thread. The C library
+/// unblocks the signals it keeps for itself when threads start (measured:
+/// musl unblocks 33 and 34 in the thread that creates the first thread and
+/// 33 in every new one; glibc 32 and 33), and such a signal, no longer
+/// waiting for the signalfd, would be dropped as PID 1 and kill dind-init
+/// otherwise. Called at the start of every thread dind-init runs and in
+/// the main thread right after it starts the first one; what is left is
+/// the moment between a thread's creation and its first instruction.
+pub fn reblock_handled_signals() {
+    if let Err(error) = block_in_this_thread(&handled_signals()) {
+        tracing::error!("cannot block signals in a new thread: {error}");
+    }
 }
 
 /// Sends signal number `signo` to `pid` (a negative pid names a process
@@ -76,6 +113,44 @@ pub fn send_signal(pid: Pid, signo: i32) -> nix::Result<()> {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     let result = unsafe { libc::kill(pid.as_raw(), signo) };
     Errno::result(result).map(drop)
+}
+
+/// `waitpid(-1, WNOHANG)`: the pid and raw wait status of one child that
+/// has ended, or `None` while every child is still running. The status is
+/// returned undecoded (see `reaper::ChildExit::from_wait_status`): a
+/// library that maps it to a signal enum fails for the numbers it cannot
+/// name (real-time signals), after the kernel has already reaped the child.
+pub fn wait_any_child() -> nix::Result<Option<(Pid, libc::c_int)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes one int through the pointer, which points to a
+    // live local of the right type; the other arguments are plain integers.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match Errno::result(pid)? {
+        0 => Ok(None),
+        pid => Ok(Some((Pid::from_raw(pid), status))),
+    }
+}
+
+/// Whether this process has any child, running or exited and not yet
+/// reaped: `waitid(P_ALL, WNOHANG | WNOWAIT)` reaps nothing (the reaper
+/// stays the one that does) and fails with ECHILD only when there is none.
+/// With none, no process is left below us either (orphans of our
+/// descendants are re-parented to PID 1 or to this subreaper), and a scan
+/// of all of `/proc` can be skipped.
+pub fn has_children() -> bool {
+    // SAFETY: siginfo_t is plain data that waitid fills in; zeroed is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes one siginfo_t through the pointer, which points
+    // to a live local of that type; WNOWAIT leaves every child waitable.
+    let result = unsafe {
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    !(result == -1 && Errno::last() == Errno::ECHILD)
 }
 
 /// Name of a signal number for logs: `SIGTERM`, or `SIGRT+3` for real-time signals.

@@ -135,6 +135,8 @@ fn records_loaded_from_the_state_file_are_bounded_like_new_ones() {
     });
     fs::create_dir_all(sandbox.state.parent().unwrap()).unwrap();
     fs::write(&sandbox.state, serde_json::to_vec(&state).unwrap()).unwrap();
+    // A script, so that the boot is recorded (and the file written back).
+    sandbox.recording_script("10-a.sh");
     let _init = sandbox.start(&[]);
     sandbox.wait_phase("running");
     let output = sandbox.client(&["status", "--json"]);

@@ -126,6 +126,7 @@ fn a_stale_socket_file_left_by_a_commit_is_replaced() {
 #[test]
 fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
     let sandbox = Sandbox::new("busy-socket");
+    // A script, so that the first instance records its boot.
     sandbox.recording_script("10-a.sh");
     let _first = sandbox.start(&[]);
     sandbox.wait_phase("running");
@@ -151,6 +152,10 @@ fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
         "running",
         "the first instance still answers on its socket"
     );
+    // The boot record is written in the background.
+    crate::harness::wait_until("the first instance wrote its boot record", || {
+        sandbox.state.exists()
+    });
     let state: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&sandbox.state).unwrap()).unwrap();
     assert_eq!(

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::harness::{Init, Sandbox, wait_until};
 
 /// The host pid of the one process of `init`'s namespace running exactly `cmdline`.
-fn host_pid(init: &Init, cmdline: &str) -> i32 {
+pub(crate) fn host_pid(init: &Init, cmdline: &str) -> i32 {
     let mut found = None;
     wait_until(&format!("`{cmdline}` runs"), || {
         found = init
@@ -28,7 +28,7 @@ fn kill_and_wait_reaped(pid: i32) {
     });
 }
 
-fn script<'a>(status: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn script<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["scripts"]
         .as_array()
         .unwrap()

@@ -348,6 +348,28 @@ impl Drop for Init {
         let _ = kill(self.pid, Signal::SIGKILL);
         let _ = self.unshare.kill();
         let _ = self.unshare.wait();
+        // `unshare` may be reaped before the PID 1 it forked has finished
+        // dying; until then its control socket still listens, and the next
+        // init a test starts on the same paths would find it live. Its
+        // files are closed once it is a zombie with no thread left but the
+        // leader (a zombie leader's other threads may still be exiting, and
+        // they share its file table).
+        let deadline = Instant::now() + WAIT;
+        let dying = |pid: Pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, rest)| rest)
+                    .split_whitespace()
+                    .collect();
+                let zombie = fields.first() == Some(&"Z");
+                let threads: usize = fields.get(17).and_then(|n| n.parse().ok()).unwrap_or(1);
+                !(zombie && threads <= 1)
+            })
+        };
+        while dying(self.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

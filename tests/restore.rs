@@ -102,6 +102,8 @@ fn a_resume_clears_the_quiesced_mark() {
 #[test]
 fn state_modes_do_not_depend_on_the_umask() {
     let sandbox = Sandbox::new("state-umask");
+    // A script, so that the boot is recorded.
+    sandbox.recording_script("10-a.sh");
     let init_command = sandbox.command(&["--", "true"]);
     let mut argv = vec![init_command.get_program().to_owned()];
     argv.extend(init_command.get_args().map(|a| a.to_owned()));

@@ -24,6 +24,8 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
+/// Issue 18: raw wait statuses, the C library's signals, joined quiesces, shutdown exit and time.
+mod hardening;
 /// What children get of the container's signal state and fds: the main command all, scripts none.
 mod inherited;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.

@@ -234,20 +234,23 @@ impl Supervisor {
     }
 }
 
-/// A daemon put in the background right before its script exits (or
-/// before a middle process of a double fork exits) is often still the
-/// shell's fork, or a wrapper like `setsid` or `nohup`, when the scan sees
-/// it; `status` and the log line of its death should name `dockerd`, not
-/// `/bin/sh 40-dockerd.sh start`. This looks again for [`EXEC_WAIT`] after
-/// it is adopted, without holding up the supervisor, and posts the command
-/// line whenever it changed. Runs only after a start or a daemon's exit,
-/// never while idle.
+/// The scan that adopts a daemon reads only `/proc/PID/stat` (under the
+/// reaper's lock), so it is listed by its `[comm]` until this reads its
+/// command line, off the runtime thread and bounded in time
+/// ([`procs::command_line`]). A daemon put in the background right before
+/// its script exits (or before a middle process of a double fork exits) is
+/// often still the shell's fork, or a wrapper like `setsid` or `nohup`, at
+/// first; `status` and the log line of its death should name `dockerd`,
+/// not `/bin/sh 40-dockerd.sh start`. So this looks again for
+/// [`EXEC_WAIT`] after it is adopted, without holding up the supervisor,
+/// and posts the command line whenever it changed. Runs only after a start
+/// or a daemon's exit, never while idle.
 fn follow_exec(pid: i32, mut seen: String, events: UnboundedSender<Event>) {
     tokio::spawn(async move {
         let deadline = Instant::now().checked_add(EXEC_WAIT);
         while deadline.is_some_and(|deadline| Instant::now() < deadline) {
             tokio::time::sleep(EXEC_POLL).await;
-            match procs::command_of(pid) {
+            match procs::command_line(pid).await {
                 // A wrapper (`setsid`, `nohup`, `env`) may exec again: keep looking.
                 Some(command) if command != seen => {
                     seen = command.clone();

@@ -66,7 +66,8 @@ impl Supervisor {
     }
 
     fn request_quiesce(&mut self, waiter: Option<Reply>) {
-        match intent::quiesce_request(self.phase, &self.pending.intents) {
+        let decision = intent::quiesce_request(self.phase, &self.pending.intents);
+        match decision {
             QuiesceDecision::Refuse(refusal) => {
                 tracing::warn!("cannot quiesce: {refusal}");
                 answer(waiter, Err(refusal));
@@ -85,7 +86,9 @@ impl Supervisor {
             ),
             QuiesceDecision::Begin => tracing::info!("quiesce requested"),
         }
-        self.pending.intents.quiesce = true;
+        if decision.asks_for_quiesce() {
+            self.pending.intents.quiesce = true;
+        }
         self.pending.quiesce_waiters.extend(waiter);
     }
 

@@ -92,6 +92,19 @@ pub enum QuiesceDecision {
     Begin,
 }
 
+impl QuiesceDecision {
+    /// Whether the request records the quiesce intent. A request that joins
+    /// one already asked for or running only waits for its answer: marking
+    /// a running quiesce as asked for again would run a second one after
+    /// the next resume's starts.
+    pub fn asks_for_quiesce(self) -> bool {
+        matches!(
+            self,
+            QuiesceDecision::Begin | QuiesceDecision::AfterScriptInFlight
+        )
+    }
+}
+
 pub fn quiesce_request(phase: Phase, intents: &Intents) -> QuiesceDecision {
     if intents.shutting_down(phase) {
         QuiesceDecision::Refuse(Refusal::ShuttingDown)

@@ -36,7 +36,7 @@ mod timeline;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -153,8 +153,8 @@ pub struct Supervisor {
     strays: Vec<ProcessInfo>,
     /// Our pid: the root of the process tree we are responsible for.
     own_pid: i32,
-    /// A save still being written in the background (the boot record).
-    pending_save: Option<tokio::task::JoinHandle<()>>,
+    /// Numbers the state file's saves so that none overwrites a later one.
+    saves: SaveOrder,
     /// Our process group and session, which tie no child to any script.
     own_ids: (i32, i32),
     /// Re-parented processes watched that no script's start left.
@@ -197,7 +197,7 @@ impl Supervisor {
             pending: Pending::default(),
             strays: Vec::new(),
             own_pid,
-            pending_save: None,
+            saves: SaveOrder::default(),
             own_ids: crate::procs::own_group_and_session(),
             unattributed: Vec::new(),
             timeline: Timeline::new(Phase::Starting, Instant::now(), state::now_rfc3339()),
@@ -208,7 +208,6 @@ impl Supervisor {
 
     /// Runs the whole lifecycle and returns PID 1's exit code.
     pub async fn run(mut self) -> i32 {
-        self.save_state_in_background();
         self.start_round("boot").await;
         loop {
             match intent::next_step(self.phase, &self.pending.intents) {
@@ -320,29 +319,32 @@ impl Supervisor {
             .collect();
     }
 
+    /// Whether this boot is recorded in the state file. A boot without
+    /// init.d scripts (dind-init as a plain wrapper, `-- CMD`) is not,
+    /// unless it quiesces or resumes: no script reads the history, and a
+    /// wrapper's start and exit then touch no file at all, as tini's do.
+    fn records_this_boot(&self) -> bool {
+        !self.scripts.is_empty() || self.saves.issued > 0
+    }
+
     /// Writes the state (the boot record, the starts counted) on a blocking
     /// thread without waiting for it: nothing on the way to the first
-    /// script or the main command waits for the disk. It runs after the
-    /// save still pending, and the next save waits for it, so saves never
-    /// pass each other.
+    /// script or the main command waits for the disk. A later save written
+    /// first makes it moot (see [`SaveOrder`]), so saves never pass each
+    /// other.
     fn save_state_in_background(&mut self) {
         if !self.config.owns_paths {
             return;
         }
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        let earlier = self.pending_save.take();
-        let save = move || {
-            if let Err(error) = state::save(&path, &state, Durability::Atomic) {
+        let ticket = self.saves.next();
+        tokio::task::spawn_blocking(move || {
+            if let Some(Err(error)) =
+                ticket.write(|| state::save(&path, &state, Durability::Atomic))
+            {
                 warn_not_saved(&error);
             }
-        };
-        self.pending_save = Some(match earlier {
-            None => tokio::task::spawn_blocking(save),
-            Some(earlier) => tokio::spawn(async move {
-                let _ = earlier.await;
-                let _ = tokio::task::spawn_blocking(save).await;
-            }),
         });
     }
 
@@ -353,20 +355,67 @@ impl Supervisor {
         if !self.config.owns_paths {
             return Err("this dind-init keeps no state file: another one owns its paths".into());
         }
-        if let Some(earlier) = self.pending_save.take() {
-            self.await_handling_events(earlier, |_| false).await;
-        }
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        let saving = tokio::task::spawn_blocking(move || state::save(&path, &state, durability));
+        let ticket = self.saves.next();
+        let saving = tokio::task::spawn_blocking(move || {
+            ticket.write(|| state::save(&path, &state, durability))
+        });
         let saved = match self.await_handling_events(saving, |_| false).await {
-            Some(Ok(saved)) => saved,
+            // Skipped: a later save is already written (none is issued while this one runs).
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(saved))) => saved,
             _ => Err(anyhow::anyhow!("the state file's writer thread failed")),
         };
         saved.map_err(|error| {
             warn_not_saved(&error);
             format!("{error:#}")
         })
+    }
+}
+
+/// Orders the state file's saves, which run on blocking threads and may
+/// finish in any order: each is numbered when it is asked for, and one
+/// that finds a later one already written is skipped, so the boot record
+/// written in the background never overwrites what a later save wrote.
+#[derive(Debug, Default)]
+struct SaveOrder {
+    /// The number the last save asked for got.
+    issued: u64,
+    /// The number of the last save written, held while one is written.
+    written: Arc<Mutex<u64>>,
+}
+
+/// One save's place in the [`SaveOrder`].
+struct SaveTicket {
+    number: u64,
+    written: Arc<Mutex<u64>>,
+}
+
+impl SaveOrder {
+    fn next(&mut self) -> SaveTicket {
+        self.issued = self.issued.saturating_add(1);
+        SaveTicket {
+            number: self.issued,
+            written: self.written.clone(),
+        }
+    }
+}
+
+impl SaveTicket {
+    /// Runs `save` unless a later save was written already (`None` then).
+    fn write<T>(self, save: impl FnOnce() -> T) -> Option<T> {
+        // A poisoned lock only means a writer thread panicked; the number is intact.
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *written > self.number {
+            return None;
+        }
+        let result = save();
+        *written = self.number;
+        Some(result)
     }
 }
 

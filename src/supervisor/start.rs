@@ -50,6 +50,9 @@ impl Supervisor {
         self.discover();
         if reason == "boot" {
             self.log_boot();
+            if self.records_this_boot() {
+                self.save_state_in_background();
+            }
         }
         self.publish();
         for index in 0..self.scripts.len() {

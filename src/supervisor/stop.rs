@@ -16,6 +16,7 @@ use crate::status::{Outcome, ScriptState};
 use crate::sys::send_signal;
 
 use super::intent::{self, Intents, ShutdownCause};
+use super::teardown::KILL_WAIT;
 use super::{Supervisor, answer_all};
 
 impl Supervisor {
@@ -167,7 +168,9 @@ impl Supervisor {
         self.record_results();
         // Every stop ran: the next boot may take the disk as a clean restore.
         self.state.shut_down_cleanly = failed_stops.is_empty() && !self.pending.intents.force;
-        let _ = self.save_state(Durability::Atomic).await;
+        if self.records_this_boot() {
+            let _ = self.save_state(Durability::Atomic).await;
+        }
         // No flush here: `docker commit` of the stopped container reads the
         // files through the page cache, and a syncfs of the container's root
         // is a sync of the host's disk under it, which took seconds on a busy
@@ -175,29 +178,48 @@ impl Supervisor {
         // load). The quiesce, which promises a commit-safe disk, still flushes.
         self.terminate_remaining().await;
 
-        let main_code = self.main.as_ref().and_then(|m| m.exit_code);
+        // Decided where the main command was reaped: the event about its
+        // exit may not have been handled yet. A last sweep collects it if
+        // it is a zombie whose SIGCHLD is still unread (only then: other
+        // zombies are left to the kernel, as before).
+        if self.main.is_some() && self.reaper.main_exit().is_none() {
+            self.reaper.reap_all();
+        }
+        let main_code = match self.reaper.main_exit() {
+            Some(exit) => Some(exit.code()),
+            None => self.main.as_ref().and_then(|m| m.exit_code),
+        };
         let code = intent::exit_code(main_code, cause, !failed_stops.is_empty());
         tracing::info!("shutdown complete: exiting with code {code}");
         code
     }
 
     /// Waits up to the grace period for the main command to exit, still
-    /// handling events (a second SIGTERM cuts the wait short).
+    /// handling events (a second SIGTERM cuts the wait short), then
+    /// SIGKILLs it and waits for it to be reaped: the stops begin only once
+    /// the main command is gone, and within one grace period of the
+    /// shutdown's start, so that they fit in the engine's stop timeout.
     async fn wait_for_main_exit(&mut self) {
-        if self.main_pid().is_none() || self.pending.intents.force {
-            return;
-        }
+        let Some(pid) = self.main_pid() else { return };
         let grace = self.config.grace;
-        let expired = self
-            .await_handling_events(tokio::time::sleep(grace), |s| {
-                s.main_pid().is_none() || s.pending.intents.force
-            })
-            .await;
-        if expired.is_some() {
-            tracing::warn!(
-                "main command still running after {:.1}s; it will be killed with the rest",
-                grace.as_secs_f64()
-            );
+        if !self.pending.intents.force {
+            let expired = self
+                .await_handling_events(tokio::time::sleep(grace), |s| {
+                    s.main_pid().is_none() || s.pending.intents.force
+                })
+                .await;
+            if self.main_pid().is_none() {
+                return;
+            }
+            if expired.is_some() {
+                tracing::warn!(
+                    "main command still running after the {:.1}s grace period: sending it SIGKILL before the stops",
+                    grace.as_secs_f64()
+                );
+            }
         }
+        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL as i32);
+        self.await_handling_events(tokio::time::sleep(KILL_WAIT), |s| s.main_pid().is_none())
+            .await;
     }
 }

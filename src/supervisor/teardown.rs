@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::procs::{self, ProcessInfo};
-use crate::sys::send_signal;
+use crate::sys::{has_children, send_signal};
 
 use super::Supervisor;
 use super::intent::Intents;
@@ -17,11 +17,14 @@ use super::intent::Intents;
 /// How often the shutdown and quiesce steps look at `/proc` while waiting for processes to go.
 const PROCESS_POLL: Duration = Duration::from_millis(20);
 /// How long dind-init waits for SIGKILLed processes to disappear before exiting anyway.
-const KILL_WAIT: Duration = Duration::from_secs(2);
+pub(super) const KILL_WAIT: Duration = Duration::from_secs(2);
 
 impl Supervisor {
     /// SIGTERM to every process left, the grace period, then SIGKILL.
     pub(super) async fn terminate_remaining(&mut self) {
+        if !has_children() {
+            return;
+        }
         let left = procs::descendants(&procs::scan(), self.own_pid);
         if left.is_empty() {
             return;
@@ -85,6 +88,9 @@ impl Supervisor {
         let deadline = Instant::now().checked_add(limit);
         let interrupted = move |s: &mut Self| interrupt(&s.pending.intents);
         loop {
+            if !has_children() {
+                return Vec::new();
+            }
             let table = procs::scan();
             let skip = excluded(&table);
             let left: Vec<_> = procs::descendants(&table, self.own_pid)
@@ -94,7 +100,7 @@ impl Supervisor {
             let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
             if left.is_empty() || expired || interrupted(self) {
                 // Command lines only for what is reported: ours, and only now.
-                return procs::with_command_lines(left);
+                return procs::with_command_lines(left).await;
             }
             self.await_handling_events(tokio::time::sleep(PROCESS_POLL), interrupted)
                 .await;

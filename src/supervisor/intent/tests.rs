@@ -93,6 +93,19 @@ fn quiesce_request_table() {
 }
 
 #[test]
+fn only_a_new_quiesce_is_recorded_as_asked_for() {
+    use QuiesceDecision::*;
+    for decision in [Begin, AfterScriptInFlight] {
+        assert!(decision.asks_for_quiesce(), "{decision:?}");
+    }
+    for decision in [JoinRunning, AlreadyQuiesced, Refuse(Refusal::ShuttingDown)] {
+        assert!(!decision.asks_for_quiesce(), "{decision:?}");
+    }
+    // Joining the running quiesce leaves nothing asked for after it.
+    assert!(!quiesce_request(Quiescing, &NONE).asks_for_quiesce());
+}
+
+#[test]
 fn resume_only_from_quiesced_and_never_during_shutdown() {
     for phase in ALL_PHASES {
         let expected = match phase {
