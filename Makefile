@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures dist reproducible test-multiarch bench soak fuzz
+.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures dist release reproducible test-multiarch bench soak fuzz
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -19,7 +19,11 @@ images: base
 	$(MAKE) -C docker/stages/10-service image
 	$(MAKE) -C docker/stages/30-deposit image
 
-example: images
+# Each of the two commands first runs its setup (scripts/setup: installs
+# what this machine lacks, or says what to install), then its targets.
+example:
+	scripts/setup example
+	$(MAKE) images
 	docker/example.sh
 
 lint:
@@ -28,7 +32,9 @@ lint:
 
 # The Docker end-to-end tests are #[ignore]d in a bare `cargo test` (they
 # need the engine and the base image); here they run with everything else.
-test: lint base dind-l2 dist
+test:
+	scripts/setup test
+	$(MAKE) lint base dind-l2 dist
 	cargo test --locked -- --include-ignored
 	scripts/test-multiarch.sh
 	scripts/check-reproducible.sh
@@ -51,6 +57,11 @@ soak: base
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
 dist:
 	scripts/dist.sh
+
+# Publish: `make release REPOSITORY=ghcr.io/OWNER/dind-init` pushes the
+# per-architecture images and the manifest list REPOSITORY:VERSION.
+release: dist
+	scripts/release.sh $(REPOSITORY)
 
 reproducible: dist
 	scripts/check-reproducible.sh

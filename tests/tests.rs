@@ -6,6 +6,8 @@ mod harness;
 
 /// What clients and the state file cannot make grow: waiters, strays, loaded records.
 mod bounds;
+/// The CI recipe of examples/ci/: the YAML files' steps against a local registry.
+mod ci_recipe;
 /// The control socket: status JSON, garbage, stale and busy sockets.
 mod control;
 /// Daemons a start leaves: watched, attributed, degrade/restart/shutdown; output tails.
@@ -30,6 +32,8 @@ mod lifecycle;
 mod main_command;
 /// Seed 002's multi-arch manifest, pushed to a real registry and pulled by platform.
 mod manifest;
+/// A second engine with overlay2 on ext4 (the common L1): the DinD PostgreSQL cycle on it.
+mod overlay2;
 /// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
 mod podman;
 /// Orphaned zombies are reaped and never steal a waited-for status.
