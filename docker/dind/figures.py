@@ -367,7 +367,9 @@ def layer_bound(cycle):
 
 
 def ratio(cycle):
-    return f"{cycle['layer_bytes'] / cycle['wal_bytes']:.1f}" if cycle["wal_bytes"] else "∞"
+    """Layer ÷ WAL written, marked where the layer exceeds the bound (every mode, not only the default)."""
+    value = f"{cycle['layer_bytes'] / cycle['wal_bytes']:.1f}" if cycle["wal_bytes"] else "∞"
+    return value if cycle["layer_bytes"] <= layer_bound(cycle) else f"{value} (over the bound)"
 
 
 def span(values, unit=""):
