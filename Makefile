@@ -88,7 +88,7 @@ dind-images: dind-l2
 	$(MAKE) -C docker/dind/stages/30-postgres tmp-image
 
 # Every storage mode on the PostgreSQL stack (1,000,000 rows, 100,000 per
-# cycle): target/dind-figures.json and the table in README.md.
+# cycle): target/dind-figures.json and the table in docs/dind.md.
 dind-figures: dind-l2
 	docker/dind/figures.py
 

@@ -99,8 +99,8 @@ impl Drop for Overlay2Engine {
 
 #[test]
 #[ignore = "needs a Docker engine, root, a loop device, debootstrap and Debian's archive; run by `make test`"]
-fn postgres_restore_insert_commit_on_an_overlay2_l1_keeps_the_data_and_each_layer_is_what_changed()
-{
+fn postgres_restore_insert_commit_on_an_overlay2_l1_keeps_the_data_and_each_layer_is_bounded_by_the_wal_written()
+ {
     require_engine();
     let repo = unique("dind-init-e2e-ov2");
     // The stage is built on the host's engine, then carried over.
