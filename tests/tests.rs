@@ -26,6 +26,8 @@ mod main_command;
 mod manifest;
 /// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
 mod podman;
+/// The README's quick start, run as written, printing what the README shows.
+mod quickstart;
 /// Orphaned zombies are reaped and never steal a waited-for status.
 mod reaping;
 /// A real registry: a prepared image pushed, pulled, run; what the next snapshot costs.
