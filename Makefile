@@ -58,14 +58,18 @@ reproducible: dist
 test-multiarch: dist
 	scripts/test-multiarch.sh
 
+# The example's figures, written into docs/staged-images.md by the command that measures them.
 figures: images
-	docker/figures.sh
+	@mkdir -p target
+	docker/figures.sh >target/example-figures.md
+	scripts/write-figures docs/staged-images.md example-figures "make figures" <target/example-figures.md
 
-# What a runner pulls from a real registry (README): the registry test's figures.
+# What a runner pulls from a real registry: the registry test's figures, into docs/snapshot.md.
 registry-figures: base
 	cargo test --locked --test integration registry:: -- --include-ignored --nocapture >target/registry-figures.log 2>&1 \
 		|| { cat target/registry-figures.log; exit 1; }
-	@grep '^figure' target/registry-figures.log
+	@{ echo '| pull | bytes |'; echo '|---|---|'; sed -n 's/^figure | /| /p' target/registry-figures.log; } >target/registry-figures.md
+	scripts/write-figures docs/snapshot.md registry-figures "make registry-figures" <target/registry-figures.md
 
 # Docker-in-docker: the L2 base image (its debootstrap root file system is
 # cached), rebuilt every time so it carries the binary and Dockerfile of now.
