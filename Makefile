@@ -43,9 +43,10 @@ bench: build
 fuzz:
 	scripts/fuzz.sh 300
 
-# Long runs, not in CI: 1000 quiesce/resume cycles in a PID namespace and 20
-# commit/restore cycles with the real engine, checking every byte.
-soak: base
+# Long runs, not in CI: one PID 1 through 1000 quiesce/resume cycles in a PID
+# namespace and one container through 20 snapshot cycles, checking every
+# byte a real service stored; the table goes into docs/development.md.
+soak: images
 	scripts/soak
 
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
