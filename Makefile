@@ -4,7 +4,7 @@
 MUSL_TARGET := x86_64-unknown-linux-musl
 BIN := target/$(MUSL_TARGET)/release/dind-init
 
-.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures dist reproducible test-multiarch bench soak fuzz
+.PHONY: build base dind-l2 images example test lint figures registry-figures dind-images dind-figures pool-figures dist release reproducible test-multiarch bench soak fuzz
 
 build:
 	cargo build --release --locked --target $(MUSL_TARGET)
@@ -19,7 +19,11 @@ images: base
 	$(MAKE) -C docker/stages/10-service image
 	$(MAKE) -C docker/stages/30-deposit image
 
-example: images
+# Each of the two commands first runs its setup (scripts/setup: installs
+# what this machine lacks, or says what to install), then its targets.
+example:
+	scripts/setup example
+	$(MAKE) images
 	docker/example.sh
 
 lint:
@@ -28,7 +32,9 @@ lint:
 
 # The Docker end-to-end tests are #[ignore]d in a bare `cargo test` (they
 # need the engine and the base image); here they run with everything else.
-test: lint base dind-l2 dist
+test:
+	scripts/setup test
+	$(MAKE) lint base dind-l2 dist
 	cargo test --locked -- --include-ignored
 	scripts/test-multiarch.sh
 	scripts/check-reproducible.sh
@@ -52,6 +58,11 @@ soak: images
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
 dist:
 	scripts/dist.sh
+
+# Publish: `make release REPOSITORY=ghcr.io/OWNER/dind-init` pushes the
+# per-architecture images and the manifest list REPOSITORY:VERSION.
+release: dist
+	scripts/release.sh $(REPOSITORY)
 
 reproducible: dist
 	scripts/check-reproducible.sh
@@ -85,3 +96,13 @@ dind-images: dind-l2
 # cycle): target/dind-figures.json and the table in README.md.
 dind-figures: dind-l2
 	docker/dind/figures.py
+
+# `dind-init pool` with stage 30-postgres's prepared image (built once, as
+# $(POOL_FIGURES_REPO)/30-postgres:latest, when missing): take-to-answer
+# and wall time for pool sizes 0-4; target/pool-figures.json and the README table.
+POOL_FIGURES_REPO ?= dind-init-figures
+POOL_FIGURES_FLAGS ?=
+pool-figures: dind-l2
+	docker image inspect $(POOL_FIGURES_REPO)/30-postgres:latest >/dev/null 2>&1 \
+		|| $(MAKE) -C docker/dind/stages/30-postgres image REPO=$(POOL_FIGURES_REPO)
+	POOL_FIGURES_IMAGE=$(POOL_FIGURES_REPO)/30-postgres:latest docker/dind/pool-figures.py $(POOL_FIGURES_FLAGS)

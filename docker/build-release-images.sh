@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds the release images from dist/ without buildx or a registry: one
 # image per architecture, dind-init:VERSION-ARCH, each labelled with its own
-# platform. The legacy builder cannot build a foreign-platform image FROM
+# platform, FROM scratch with nothing but the static binary at /dind-init
+# (for `COPY --from=dind-init:VERSION /dind-init /usr/local/bin/dind-init`;
+# it is also the image's entrypoint). The legacy builder cannot build a foreign-platform image FROM
 # scratch ("does not match the specified platform"), and `docker import
 # --platform` needs an experimental daemon, so the image is imported and its
 # config's architecture is set through docker save / docker load.
@@ -20,9 +22,8 @@ for docker_arch in amd64 arm64; do
     [ -x "$binary" ] || { echo "build-release-images: no $binary: run 'make dist' first" >&2; exit 1; }
     tag=${RELEASE_IMAGE:-dind-init}:$version-$docker_arch
     rootfs=$(mktemp -d)
-    mkdir -p "$rootfs/usr/local/bin"
-    cp "$binary" "$rootfs/usr/local/bin/dind-init"
-    tar -C "$rootfs" -c . | docker import -c 'ENTRYPOINT ["/usr/local/bin/dind-init"]' - "$tag" >/dev/null
+    cp "$binary" "$rootfs/dind-init"
+    tar -C "$rootfs" -c dind-init | docker import -c 'ENTRYPOINT ["/dind-init"]' - "$tag" >/dev/null
     rm -rf "$rootfs"
     if [ "$(docker image inspect -f '{{.Architecture}}' "$tag")" != "$docker_arch" ]; then
         work=$(mktemp -d)

@@ -3,7 +3,7 @@
 # show that it comes back ready with the deployed state, and stop it.
 set -eu
 
-image=${1:-dind-init-example/30-deposit:latest}
+image=${1:-${REPO:-dind-init-example}/30-deposit:latest}
 container=$(docker run -d "$image")
 trap 'docker rm -f "$container" >/dev/null 2>&1 || true' EXIT
 

@@ -1,11 +1,15 @@
 #!/bin/sh
-# Example: one-time setup that a restored boot skips.
+# Example: one-time setup, done on this script's own first start.
 #
-# On the very first boot it fills an empty data directory (here: a few
+# On its first start it fills an empty data directory (here: a few
 # generated pages; in real life: loading an image bundle, creating a
 # database, deploying contracts). The data lives on the container's disk, so
-# `docker commit` after a quiesce keeps it, and a container started from the
-# committed image boots with DIND_INIT_RESTORED=1 and skips the work.
+# `docker commit` after a quiesce keeps it; the state file, committed too,
+# counts this script's completed starts, so a container started from the
+# committed image gets DIND_INIT_FIRST_START=0 and skips the work. (Not
+# DIND_INIT_RESTORED: in a staged build, a later stage's setup run boots
+# restored, and a script new in that stage must still do its work.) A start
+# that fails or is killed half-way does not count: the next one seeds again.
 #
 # Settings (environment): SEED_DATA_DIR (default /srv/www), SEED_RECORDS (default 100).
 set -eu
@@ -15,8 +19,8 @@ records=${SEED_RECORDS:-100}
 
 case "${1:-}" in
 start)
-    if [ "${DIND_INIT_RESTORED:-0}" = 1 ] || [ -e "$data_dir/.seeded" ]; then
-        echo "data already in $data_dir (boot ${DIND_INIT_BOOT:-?}, restored=${DIND_INIT_RESTORED:-0}): skipping"
+    if [ "${DIND_INIT_FIRST_START:-1}" != 1 ]; then
+        echo "data already in $data_dir (seeded by an earlier start, boot ${DIND_INIT_BOOT:-?}, restored=${DIND_INIT_RESTORED:-0}): skipping"
         exit 0
     fi
     mkdir -p "$data_dir"
@@ -26,8 +30,6 @@ start)
         i=$((i + 1))
     done
     echo "seeded at boot ${DIND_INIT_BOOT:-?}" > "$data_dir/index.html"
-    # Written last: a seed that was interrupted half-way runs again next boot.
-    touch "$data_dir/.seeded"
     echo "seeded $records records into $data_dir"
     ;;
 stop)

@@ -9,6 +9,7 @@
 set -eu
 seconds=${1:-10}
 cd "$(dirname "$0")/../fuzz"
+# scripts/setup installs it (make test runs setup first); make fuzz alone may not have.
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

@@ -51,6 +51,7 @@ pub fn run(socket: &Path, command: Command) -> i32 {
         ),
         // Runs on the host and talks to the engine, not to a socket.
         Command::Snapshot(request) => return crate::snapshot::run(&request),
+        Command::Pool(request) => return crate::pool::run(&request),
     };
     let answer = if matches!(request, Request::Wait { .. }) {
         request_once_reachable(socket, &request, wait)

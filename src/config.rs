@@ -24,6 +24,11 @@ pub struct Config {
     pub init_dir_explicit: bool,
     /// Persistent state file (boot count, quiesce history).
     pub state_path: PathBuf,
+    /// False for a second dind-init whose socket path a live one listens on
+    /// (a nested `dind-init -- CMD`): the init.d scripts and the state file
+    /// are that one's, so this one runs only its main command, as tini
+    /// would, and keeps its state in memory.
+    pub owns_paths: bool,
     /// The control socket the server binds and scripts are told about.
     pub socket: PathBuf,
     /// How long a script's `start` may take before its process group is killed; `None`: no limit.
@@ -55,6 +60,7 @@ impl Default for Config {
             init_dir: PathBuf::from(DEFAULT_INIT_DIR),
             init_dir_explicit: false,
             state_path: PathBuf::from(DEFAULT_STATE),
+            owns_paths: true,
             socket: PathBuf::from(DEFAULT_SOCKET),
             start_timeout: Some(Duration::from_secs(300)),
             stop_timeout: Some(Duration::from_secs(60)),

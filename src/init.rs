@@ -61,12 +61,16 @@ fn prepare(mut config: Config) -> Result<Config> {
             config.init_dir.display()
         );
     }
+    if config.main_command.is_empty() {
+        // No one to pass the container's fds on to (scripts never get them).
+        sys::close_inherited_fds();
+    }
     // No mount point stays busy because PID 1 sits in it.
     std::env::set_current_dir("/").context("cannot chdir to /")?;
     Ok(config)
 }
 
-fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {
+fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -77,7 +81,7 @@ fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {
         .context("cannot start the event loop")?;
     runtime.block_on(async move {
         let signal_fd = sys::async_signal_fd(&signal_mask).context("cannot open the signalfd")?;
-        let listener = control::bind(&config.socket)?;
+        let listener = bind_or_warn(&mut config);
         let socket_path = config.socket.clone();
         let signal_roles = config.signals;
         let reaper = Arc::new(Reaper::new());
@@ -90,13 +94,44 @@ fn serve(config: Config, signal_mask: SigSet) -> Result<i32> {
             reaper.clone(),
             event_sender.clone(),
         ));
-        tokio::spawn(control::serve(listener, status, event_sender));
+        let bound = listener.is_some();
+        if let Some(listener) = listener {
+            tokio::spawn(control::serve(listener, status, event_sender));
+        }
         // Children that exited before the signalfd existed left no SIGCHLD to read.
         reaper.reap_all();
         let code = supervisor.run().await;
-        remove_socket(&socket_path);
+        if bound {
+            remove_socket(&socket_path);
+        }
         Ok(code)
     })
+}
+
+/// The control socket, or `None` after one warning: an init without a
+/// socket still runs its scripts and main command, answers its signals and
+/// reaps, as tini would (a read-only root file system, a second `dind-init
+/// -- CMD` in a container whose dind-init owns the path). When a live
+/// process holds the path, the scripts and the state file are left to it
+/// too.
+fn bind_or_warn(config: &mut Config) -> Option<tokio::net::UnixListener> {
+    let error = match control::bind(&config.socket) {
+        Ok(listener) => return Some(listener),
+        Err(error) => error,
+    };
+    let also = if matches!(error, control::BindError::InUse(_)) {
+        config.owns_paths = false;
+        format!(
+            ", init.d scripts or state file {} (they are the live one's): only the main command runs",
+            config.state_path.display()
+        )
+    } else {
+        String::new()
+    };
+    tracing::warn!(
+        "{error}; running without a control socket{also}: `dind-init status`, `quiesce` and `resume` cannot reach this init (its signals still work)"
+    );
+    None
 }
 
 fn remove_socket(path: &Path) {

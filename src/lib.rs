@@ -24,6 +24,7 @@
 //! - [`control`]: the unix-socket protocol, its server (inside PID 1) and its client call.
 //! - [`client`]: the `status`, `quiesce`, `resume` and `logs` subcommands: output and exit codes.
 //! - [`snapshot`]: `dind-init snapshot` on the host: quiesce through the engine, commit with labels.
+//! - [`pool`]: `dind-init pool` on the host: ready containers of a prepared image, taken by rename.
 //! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
 //! - [`logging`]: the one-line log format of dind-init's own messages.
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
@@ -55,6 +56,7 @@ pub mod init;
 pub mod logging;
 pub mod output;
 pub mod phase;
+pub mod pool;
 pub mod procs;
 pub mod reaper;
 pub mod script;

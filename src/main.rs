@@ -10,6 +10,8 @@ use dind_init::cli::{self, Parsed};
 use dind_init::{client, init, sys};
 
 fn main() -> ExitCode {
+    // What the container gave us, for the main command, before we change it.
+    sys::save_inherited();
     // Before anything else, so a signal that arrives during start-up waits
     // in the queue for the signalfd instead of being lost.
     let signal_mask = match sys::block_handled_signals() {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::procs::{self, ChildProcess};
-use crate::sys::{reset_signals_in_child, signal_name};
+use crate::sys::signal_name;
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,12 +90,12 @@ impl Reaper {
 
     /// Spawns `command` and registers its pid before anything can reap it.
     /// The returned `Child` is only for its pipes and pid: never `wait` on it.
-    /// The child starts with no blocked signals (see [`reset_signals_in_child`]).
+    /// The caller sets up the child's signals and fds (`sys::clean_slate_in_child`
+    /// for scripts, `sys::restore_inherited_in_child` for the main command).
     pub fn spawn(
         &self,
         command: &mut Command,
     ) -> io::Result<(Child, oneshot::Receiver<ChildExit>)> {
-        reset_signals_in_child(command);
         let mut waiters = self.lock();
         let child = command.spawn()?;
         let (sender, receiver) = oneshot::channel();

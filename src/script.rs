@@ -51,6 +51,9 @@ pub struct ScriptEnv {
     pub reason: &'static str,
     /// `DIND_INIT_SOCKET`: so a script can ask `dind-init status` itself.
     pub socket: PathBuf,
+    /// `DIND_INIT_STARTS`: how many times this script's start has completed
+    /// before in this state; `DIND_INIT_FIRST_START=1` when none has.
+    pub starts_before: u64,
 }
 
 /// A script process that has been spawned and not yet waited for.
@@ -84,7 +87,17 @@ pub fn spawn(
         .env("DIND_INIT_RESTORED", if env.restored { "1" } else { "0" })
         .env("DIND_INIT_PREVIOUS", env.previous)
         .env("DIND_INIT_REASON", env.reason)
-        .env("DIND_INIT_SOCKET", &env.socket);
+        .env("DIND_INIT_SOCKET", &env.socket)
+        .env("DIND_INIT_STARTS", env.starts_before.to_string())
+        .env(
+            "DIND_INIT_FIRST_START",
+            if env.starts_before == 0 { "1" } else { "0" },
+        )
+        // The socket-activation fds are never a script's (it gets none).
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_FDNAMES");
+    crate::sys::clean_slate_in_child(&mut command);
     let started = Instant::now();
     let (mut child, exit) = reaper.spawn(&mut command)?;
     let prefix = format!("[{}] ", script.name);

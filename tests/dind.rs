@@ -8,15 +8,34 @@
 //! closest set of flags it grants; the inner engine is real either way.
 
 use std::process::Command;
+use std::time::Instant;
 
 use crate::harness::wait_until;
 
 use crate::docker::{
-    Container, docker, docker_ok, make_stage_image, repo_root, require_engine, unique,
+    Container, docker, docker_ok, engine_ok, make_stage_image, repo_root, require_engine, unique,
 };
 
-fn run_flags() -> Vec<String> {
-    let output = Command::new(repo_root().join("docker/dind/run-flags.sh"))
+pub(crate) fn run_flags() -> Vec<String> {
+    run_flags_on("docker")
+}
+
+/// A script of the repository that calls `docker`, made to talk to
+/// `engine`: the host's (`docker`) or a wrapper of the `docker` client for
+/// another engine (`DIR/docker`, see tests/overlay2.rs), whose directory
+/// then comes first on the script's PATH.
+pub(crate) fn engine_script(engine: &str, path: &str) -> Command {
+    let mut command = Command::new(repo_root().join(path));
+    if let Some((dir, _)) = engine.rsplit_once('/') {
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.env("PATH", format!("{dir}:{path}"));
+    }
+    command
+}
+
+/// docker/dind/run-flags.sh for an L2 on `engine`.
+pub(crate) fn run_flags_on(engine: &str) -> Vec<String> {
+    let output = engine_script(engine, "docker/dind/run-flags.sh")
         .arg("--lines")
         .output()
         .unwrap();
@@ -61,7 +80,7 @@ fn quiesce_with_line(l2: &Container, line: &str) {
 }
 
 /// Checks the inner engine and the L3 state of a restored L2 container.
-fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
+pub(crate) fn assert_restored(l2: &Container, boot: u64, counter_boots: &str, records: usize) {
     let status = l2.wait_phase("running");
     assert_eq!(status["boot"]["boot"], boot, "{}", l2.logs());
     assert_eq!(status["boot"]["restored"], true);
@@ -170,7 +189,7 @@ fn dind_l3_containers_come_back_with_their_state_after_commits_two_stages_deep()
 }
 
 /// Images of one test, removed on drop (also when the test fails).
-struct Images(Vec<String>);
+pub(crate) struct Images(pub(crate) Vec<String>);
 
 impl Drop for Images {
     fn drop(&mut self) {
@@ -180,8 +199,8 @@ impl Drop for Images {
     }
 }
 
-fn image_bytes(image: &str) -> u64 {
-    docker_ok(&["image", "inspect", "-f", "{{.Size}}", image])
+fn image_bytes(engine: &str, image: &str) -> u64 {
+    engine_ok(engine, &["image", "inspect", "-f", "{{.Size}}", image])
         .parse()
         .unwrap()
 }
@@ -194,7 +213,7 @@ fn psql(l2: &Container, sql: &str) -> String {
 
 /// What a commit of `l2` stores of the inner engine's data (changed-bytes.sh).
 fn changed_bytes(l2: &Container) -> u64 {
-    let output = Command::new(repo_root().join("docker/dind/changed-bytes.sh"))
+    let output = engine_script(l2.engine, "docker/dind/changed-bytes.sh")
         .arg(&l2.id)
         .output()
         .unwrap();
@@ -215,14 +234,10 @@ const MB: u64 = 1_000_000;
 const ACCOUNTS: u64 = 100_000;
 const ROWS_PER_CYCLE: u64 = 10_000;
 
-#[test]
-#[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
-fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_what_changed() {
-    require_engine();
-    let repo = unique("dind-init-e2e-pg");
-    let flags = run_flags();
-    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut images = Images(
+/// Stage 30-postgres (PGBENCH_SCALE=1) built as `REPO/30-postgres:latest`
+/// on the host's engine; its images, removed on drop, and that tag.
+pub(crate) fn build_postgres_stage(repo: &str) -> (Images, String) {
+    let images = Images(
         ["10-engine:tmp", "30-postgres:tmp", "30-postgres:latest"]
             .iter()
             .map(|tag| format!("{repo}/{tag}"))
@@ -230,28 +245,32 @@ fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_w
     );
     make_stage_image(
         &repo_root().join("docker/dind/stages/30-postgres"),
-        &repo,
+        repo,
         &["PGBENCH_SCALE=1"],
     );
-    let mut previous = format!("{repo}/30-postgres:latest");
+    (images, format!("{repo}/30-postgres:latest"))
+}
 
-    // The bundle reached the inner engine through a read-only mount: no tar in the image.
-    let bundle = docker_ok(&[
-        "run",
-        "--rm",
-        "--entrypoint",
-        "sh",
-        &previous,
-        "-c",
-        "find / -xdev -name '*.tar' -path '*dind-bundle*' | wc -l",
-    ]);
-    assert_eq!(bundle, "0", "the bundle tar was committed into {previous}");
-
+/// CYCLES times on `engine`: restore `previous` (an L2 of stage
+/// 30-postgres or a commit of it), check the database came back without
+/// crash recovery, insert ROWS_PER_CYCLE rows, quiesce, commit; each layer
+/// must be what changed. The images it commits go to `images`; returns the
+/// last one and the rows of pgbench_history in it.
+pub(crate) fn postgres_cycles(
+    engine: &'static str,
+    flags: &[&str],
+    repo: &str,
+    mut previous: String,
+    cycles: u32,
+    images: &mut Vec<String>,
+) -> (String, u64) {
     let mut history = 0;
-    for cycle in 1..=3 {
-        let l2 = Container::run(&previous, &flag_refs);
+    for cycle in 1..=cycles {
+        let began = Instant::now();
+        let l2 = Container::run_on(engine, &previous, flags);
         let status = l2.wait_phase("running");
         assert_eq!(status["healthy"], true, "{}", l2.logs());
+        let restore = began.elapsed();
         assert_eq!(status["boot"]["restored"], true);
         assert_file_granular_storage(&l2);
         assert_eq!(
@@ -280,15 +299,48 @@ fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_w
         quiesce_with_line(&l2, "[60-postgres.sh] postgres in pg shut down cleanly");
         let changed = changed_bytes(&l2);
         let image = format!("{repo}/cycle-{cycle}:latest");
-        images.0.push(image.clone());
-        docker_ok(&["commit", &l2.id, &image]);
-        let layer = image_bytes(&image) - image_bytes(&previous);
+        images.push(image.clone());
+        let began = Instant::now();
+        engine_ok(engine, &["commit", &l2.id, &image]);
+        let commit = began.elapsed();
+        let layer = image_bytes(engine, &image) - image_bytes(engine, &previous);
         assert!(
             layer <= changed * 12 / 10 + 16 * MB,
             "cycle {cycle}: committed layer {layer} bytes for {changed} changed bytes of inner engine data"
         );
+        // Figures, not targets: this machine is shared and loaded.
+        println!(
+            "figure {engine} cycle {cycle} (storage {}): restore to running {restore:?}, commit {commit:?}, layer {layer} bytes, changed {changed} bytes",
+            inner(&l2, "cat /var/lib/dind-storage/mode")
+        );
         previous = image;
     }
+    (previous, history)
+}
+
+#[test]
+#[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
+fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_what_changed() {
+    require_engine();
+    let repo = unique("dind-init-e2e-pg");
+    let flags = run_flags();
+    let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (mut images, previous) = build_postgres_stage(&repo);
+
+    // The bundle reached the inner engine through a read-only mount: no tar in the image.
+    let bundle = docker_ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &previous,
+        "-c",
+        "find / -xdev -name '*.tar' -path '*dind-bundle*' | wc -l",
+    ]);
+    assert_eq!(bundle, "0", "the bundle tar was committed into {previous}");
+
+    let (previous, history) =
+        postgres_cycles("docker", &flag_refs, &repo, previous, 3, &mut images.0);
 
     let l2 = Container::run(&previous, &flag_refs);
     l2.wait_phase("running");
@@ -304,7 +356,7 @@ fn postgres_data_survives_three_restore_insert_commit_cycles_and_each_layer_is_w
     let unquiesced = format!("{repo}/unquiesced:latest");
     images.0.push(unquiesced.clone());
     docker_ok(&["commit", &l2.id, &unquiesced]);
-    let layer = image_bytes(&unquiesced) - image_bytes(&previous);
+    let layer = image_bytes("docker", &unquiesced) - image_bytes("docker", &previous);
     assert!(
         layer <= used,
         "a commit without quiesce stored {layer} bytes, more than the {used} bytes in use"

@@ -634,3 +634,126 @@ fn a_broken_script_ends_the_container_with_its_name_and_reason() {
         "{logs}"
     );
 }
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_read_only_container_runs_its_command_without_a_control_socket() {
+    require_engine();
+    let base = base_image();
+    let output = docker(&["run", "--rm", "--read-only", &base, "--", "echo", "hi"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hi\n", "{stderr}");
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("running without a control socket"))
+            .count(),
+        1,
+        "{stderr}"
+    );
+    // While it runs, `dind-init status` (the HEALTHCHECK) says why it cannot answer.
+    let id = docker_ok(&["run", "-d", "--read-only", &base, "--", "sleep", "600"]);
+    let container = Container {
+        id,
+        engine: "docker",
+    };
+    wait_until("the warning is logged", || {
+        container
+            .logs()
+            .contains("running without a control socket")
+    });
+    let status = container.exec(&["dind-init", "status"]);
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert_eq!(status.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("no control socket at /run/dind-init/control.sock")
+            && said.contains("could not create it at boot"),
+        "{said}"
+    );
+}
+
+/// A script whose one-time work (a line in `/var/lib/once.log`) runs only
+/// on its own first start, and which notes what it was told in the log.
+fn one_time_work_script() -> &'static str {
+    r#"[ "$1" = start ] || exit 0
+echo "$(basename "$0") first=$DIND_INIT_FIRST_START starts=$DIND_INIT_STARTS restored=$DIND_INIT_RESTORED"
+if [ "$DIND_INIT_FIRST_START" = 1 ]; then basename "$0" >> /var/lib/once.log; fi"#
+}
+
+/// `docker commit` of a container quiesced with `dind-init quiesce`; the
+/// committed image, removed on drop.
+fn quiesce_and_commit(container: Container) -> OwnedImage {
+    let quiesce = container.exec(&["dind-init", "quiesce"]);
+    assert!(
+        quiesce.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&quiesce.stderr),
+        container.logs()
+    );
+    let image = OwnedImage {
+        engine: "docker",
+        tag: format!("dind-init-e2e/{}:latest", unique("stage")),
+    };
+    docker_ok(&["commit", &container.id, &image.tag]);
+    image
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn a_script_new_in_the_second_stage_does_its_one_time_work_exactly_once() {
+    let stage_1 = TestImage::build(
+        "first-start-1",
+        &[("10-a.sh", one_time_work_script())],
+        false,
+    );
+    let setup_1 = Container::run(&stage_1.tag, &[]);
+    setup_1.wait_phase("running");
+    let committed_1 = quiesce_and_commit(setup_1);
+
+    // Stage 2: FROM the committed stage 1, one script more.
+    let context = std::env::temp_dir().join(unique("dind-init-e2e-stage-2"));
+    fs::create_dir_all(&context).unwrap();
+    let script = context.join("20-b.sh");
+    fs::write(&script, format!("#!/bin/sh\n{}\n", one_time_work_script())).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {}\nCOPY 20-b.sh /etc/dind-init/init.d/\n",
+            committed_1.tag
+        ),
+    )
+    .unwrap();
+    let stage_2 = OwnedImage {
+        engine: "docker",
+        tag: format!("dind-init-e2e/{}:latest", unique("stage-2-tmp")),
+    };
+    docker_ok(&["build", "-q", "-t", &stage_2.tag, context.to_str().unwrap()]);
+    fs::remove_dir_all(&context).unwrap();
+
+    // Its setup run boots restored, yet 20-b.sh's start is its first.
+    let setup_2 = Container::run(&stage_2.tag, &[]);
+    let status = setup_2.wait_phase("running");
+    assert_eq!(status["boot"]["restored"], true);
+    assert_eq!(status["scripts"][1]["starts_before"], 0);
+    let committed_2 = quiesce_and_commit(setup_2);
+
+    // The restore: nobody's first start any more.
+    let restored = Container::run(&committed_2.tag, &[]);
+    let status = restored.wait_phase("running");
+    assert_eq!(status["scripts"][0]["completed_starts"], 3);
+    assert_eq!(status["scripts"][1]["completed_starts"], 2);
+    assert_eq!(
+        restored.exec_ok(&["cat", "/var/lib/once.log"]),
+        "10-a.sh\n20-b.sh",
+        "{}",
+        restored.logs()
+    );
+    let logs = restored.logs();
+    assert!(
+        logs.contains("[10-a.sh] 10-a.sh first=0 starts=2 restored=1")
+            && logs.contains("[20-b.sh] 20-b.sh first=0 starts=1 restored=1"),
+        "{logs}"
+    );
+}

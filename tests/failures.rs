@@ -134,7 +134,7 @@ fn a_hanging_stop_times_out_and_the_quiesce_is_not_commit_safe() {
     let sandbox = Sandbox::new("stop-timeout");
     sandbox.script(
         "10-hangs-on-stop.sh",
-        "[ \"$1\" = stop ] && exec sleep 1013\ntrue",
+        "[ \"$1\" = stop ] && exec sleep 1013\n[ \"$1\" = start ] && sleep 1014 &\ntrue",
     );
     let init = sandbox.start(&["--stop-timeout", "0.5"]);
     init.wait_for_line("running: 1 script(s) started");
@@ -152,6 +152,16 @@ fn a_hanging_stop_times_out_and_the_quiesce_is_not_commit_safe() {
         status["quiesces"][0]["failed_stops"][0],
         "10-hangs-on-stop.sh"
     );
+    // The daemon its start left, which the stop never got to, went too.
+    assert!(
+        init.log().contains(
+            "[10-hangs-on-stop.sh] its stop timed out: sending SIGTERM to what it left running"
+        ),
+        "{}",
+        init.log()
+    );
+    assert_eq!(status["quiesces"][0]["strays"], serde_json::json!([]));
+    assert!(init.processes().is_empty());
 }
 
 #[test]
@@ -237,4 +247,52 @@ fn a_burst_reaches_a_fast_reader_whole() {
         .count();
     assert_eq!(burst, 1_000_000);
     assert!(!lines.iter().any(|l| l.contains("dropped")));
+}
+
+#[test]
+fn what_a_failed_start_left_running_is_stopped_and_a_daemon_ignoring_sigterm_is_killed() {
+    let sandbox = Sandbox::new("failed-start-leftovers");
+    // One daemon that stops on SIGTERM, one that ignores it, then the start fails.
+    let ignoring = sandbox.path("ignoring-term");
+    sandbox.script(
+        "10-half.sh",
+        &format!(
+            "if [ \"$1\" = start ]; then sleep 1013 & sh -c 'trap \"\" TERM; touch {ready}; while :; do sleep 0.05; done' & \
+             while [ ! -e {ready} ]; do sleep 0.01; done; exit 1; fi",
+            ready = ignoring.display()
+        ),
+    );
+    sandbox.recording_script("20-after.sh");
+    let mut init = sandbox.start_with_env(
+        &["--grace", "0.5"],
+        &[("DIND_INIT_ON_START_FAILURE", "continue")],
+    );
+    init.wait_for_line("running with 1 failed start(s) of 2 script(s)");
+    let log = init.log();
+    assert!(
+        log.contains("[10-half.sh] its start failed: sending SIGTERM to what it left running"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[10-half.sh] still running after the 0.5s grace period, sending SIGKILL"),
+        "{log}"
+    );
+    assert!(
+        init.processes().is_empty(),
+        "a failed start's daemons outlived it: {:?}",
+        init.processes()
+            .iter()
+            .map(|p| &p.cmdline)
+            .collect::<Vec<_>>()
+    );
+    let status = sandbox.status();
+    assert_eq!(status["scripts"][0]["state"], "start-failed");
+    assert_eq!(
+        status["scripts"][0]["daemons"].as_array().map(Vec::len),
+        Some(0)
+    );
+    // The rest of the round ran after the leftovers were gone.
+    assert_eq!(sandbox.order(), ["20-after.sh start"]);
+    init.signal(Signal::SIGTERM);
+    assert_eq!(init.wait_exit(), 0);
 }

@@ -163,6 +163,12 @@ esac"#,
         Init::spawn(self.command(args), true)
     }
 
+    /// Starts a [`Sandbox::command`] the caller has set up further (its
+    /// signal state, its fds) as PID 1 of a new PID namespace.
+    pub fn start_command(&self, command: Command) -> Init {
+        Init::spawn(command, true)
+    }
+
     /// Starts dind-init as a plain child of the test (not PID 1: a subreaper).
     pub fn start_as_subreaper(&self, args: &[&str]) -> Init {
         let mut command = dind_init();

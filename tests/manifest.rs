@@ -15,8 +15,9 @@ use crate::registry::Registry;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs a script of the repository, which must succeed; returns its stdout.
-fn script(path: &str, env: &[(&str, &str)]) -> String {
+fn script(path: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let output = Command::new(repo_root().join(path))
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -46,65 +47,86 @@ fn manifest_digest(image: &str) -> String {
         .to_string()
 }
 
+/// The release of this checkout in a registry of the test's own, as a user
+/// finds it: `REPOSITORY:VERSION-amd64`, `-arm64` and the manifest list
+/// `REPOSITORY:VERSION` joining them. Every tag it made is removed on drop.
+struct PushedRelease {
+    /// The manifest list, `127.0.0.1:PORT/…/dind-init:VERSION`.
+    list: String,
+    /// (Docker's architecture name, digest of the pushed image), amd64 first.
+    pushed: Vec<(&'static str, String)>,
+    /// Local tags: the built images, the pushed ones and the list's.
+    _tags: Vec<OwnedImage>,
+    /// Declared last: the registry stops after the tags are gone.
+    _registry: Registry,
+}
+
+impl PushedRelease {
+    /// `scripts/release.sh`: `docker/build-release-images.sh`, one push per
+    /// architecture, then `docker manifest create` / `annotate` / `push`
+    /// (seed 002's flow).
+    fn push() -> Self {
+        require_engine();
+        assert!(
+            repo_root().join("dist/docker/arm64/dind-init").exists(),
+            "no dist/docker/arm64/dind-init: run `make dist` (make test does)"
+        );
+        let local = unique("dind-init-e2e-release");
+        let mut tags: Vec<OwnedImage> = ["amd64", "arm64"]
+            .map(|arch| OwnedImage {
+                engine: "docker",
+                tag: format!("{local}:{VERSION}-{arch}"),
+            })
+            .into();
+        let registry = Registry::start();
+        let repository = format!("{}/{}/dind-init", registry.host, unique("release"));
+        let list = format!("{repository}:{VERSION}");
+        tags.extend(
+            [
+                format!("{list}-amd64"),
+                format!("{list}-arm64"),
+                list.clone(),
+            ]
+            .map(|tag| OwnedImage {
+                engine: "docker",
+                tag,
+            }),
+        );
+        let printed = script(
+            "scripts/release.sh",
+            &[&repository],
+            &[("RELEASE_IMAGE", local.as_str())],
+        );
+        assert!(
+            printed.contains(&format!("released {list} (linux/amd64, linux/arm64/v8)")),
+            "{printed}"
+        );
+        let pushed = ["amd64", "arm64"]
+            .map(|arch| (arch, manifest_digest(&format!("{list}-{arch}"))))
+            .into();
+        PushedRelease {
+            list,
+            pushed,
+            _tags: tags,
+            _registry: registry,
+        }
+    }
+}
+
+/// Each platform of the release: Docker's name, architecture, Rust target.
+const PLATFORMS: [(&str, &str, &str); 2] = [
+    ("linux/arm64", "arm64", "aarch64-unknown-linux-musl"),
+    ("linux/amd64", "amd64", "x86_64-unknown-linux-musl"),
+];
+
 #[test]
 #[ignore = "needs a Docker engine, docker-registry, `make dist` and qemu-user-static; run by `make test`"]
 fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each() {
-    require_engine();
-    assert!(
-        repo_root().join("dist/docker/arm64/dind-init").exists(),
-        "no dist/docker/arm64/dind-init: run `make dist` (make test does)"
-    );
-    let local = unique("dind-init-e2e-release");
-    let mut cleanup: Vec<OwnedImage> = ["amd64", "arm64"]
-        .map(|arch| OwnedImage {
-            engine: "docker",
-            tag: format!("{local}:{VERSION}-{arch}"),
-        })
-        .into();
-    script(
-        "docker/build-release-images.sh",
-        &[("RELEASE_IMAGE", local.as_str())],
-    );
-
-    let registry = Registry::start();
-    let repository = format!("{}/{}/dind-init", registry.host, unique("release"));
-    let list = format!("{repository}:{VERSION}");
-    let mut pushed = Vec::new();
-    for arch in ["amd64", "arm64"] {
-        let remote = format!("{repository}:{VERSION}-{arch}");
-        cleanup.push(OwnedImage {
-            engine: "docker",
-            tag: remote.clone(),
-        });
-        docker_ok(&["tag", &format!("{local}:{VERSION}-{arch}"), &remote]);
-        docker_ok(&["push", &remote]);
-        pushed.push((arch, manifest_digest(&remote)));
-    }
-    cleanup.push(OwnedImage {
-        engine: "docker",
-        tag: list.clone(),
-    });
-
-    let amd64 = format!("{repository}:{VERSION}-amd64");
-    let arm64 = format!("{repository}:{VERSION}-arm64");
-    docker_ok(&["manifest", "create", "--insecure", &list, &amd64, &arm64]);
-    docker_ok(&[
-        "manifest",
-        "annotate",
-        &list,
-        &arm64,
-        "--os",
-        "linux",
-        "--arch",
-        "arm64",
-        "--variant",
-        "v8",
-    ]);
-    // --purge: the client's local copy of the list goes once it is pushed.
-    docker_ok(&["manifest", "push", "--purge", "--insecure", &list]);
+    let release = PushedRelease::push();
+    let (list, pushed) = (&release.list, &release.pushed);
 
     let inspected: Value =
-        serde_json::from_str(&docker_ok(&["manifest", "inspect", "--insecure", &list])).unwrap();
+        serde_json::from_str(&docker_ok(&["manifest", "inspect", "--insecure", list])).unwrap();
     assert_eq!(
         inspected["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json",
         "{inspected}"
@@ -143,18 +165,15 @@ fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each
     );
 
     // Each architecture from the one tag, by platform; arm64 runs under qemu.
-    script("scripts/enable-arm64-emulation.sh", &[]);
-    for (platform, arch, target) in [
-        ("linux/arm64", "arm64", "aarch64-unknown-linux-musl"),
-        ("linux/amd64", "amd64", "x86_64-unknown-linux-musl"),
-    ] {
-        let _ = docker(&["rmi", &list]);
-        docker_ok(&["pull", "--platform", platform, &list]);
+    script("scripts/enable-arm64-emulation.sh", &[], &[]);
+    for (platform, arch, target) in PLATFORMS {
+        let _ = docker(&["rmi", list]);
+        docker_ok(&["pull", "--platform", platform, list]);
         assert_eq!(
-            docker_ok(&["image", "inspect", "-f", "{{.Architecture}}", &list]),
+            docker_ok(&["image", "inspect", "-f", "{{.Architecture}}", list]),
             arch
         );
-        let version = docker_ok(&["run", "--rm", "--platform", platform, &list, "--version"]);
+        let version = docker_ok(&["run", "--rm", "--platform", platform, list, "--version"]);
         assert!(
             version.contains(target),
             "{platform} image printed: {version}"
@@ -164,7 +183,7 @@ fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each
             "--rm",
             "--platform",
             platform,
-            &list,
+            list,
             "--",
             "/nonexistent",
         ])
@@ -172,4 +191,76 @@ fn the_multi_arch_manifest_lists_both_platforms_and_a_pull_by_platform_runs_each
         .code();
         assert_eq!(code, Some(127), "{platform}: dind-init as PID 1");
     }
+}
+
+/// The README's install, as a user's Dockerfile: nothing of this checkout
+/// but the release image named in `COPY --from=`.
+fn users_dockerfile(release: &str) -> String {
+    format!(
+        "FROM scratch\n\
+         COPY --from={release} /dind-init /usr/local/bin/dind-init\n\
+         ENTRYPOINT [\"/usr/local/bin/dind-init\", \"--\"]\n\
+         CMD [\"/usr/local/bin/dind-init\", \"--version\"]\n"
+    )
+}
+
+#[test]
+#[ignore = "needs a Docker engine, docker-registry, `make dist` and qemu-user-static; run by `make test`"]
+fn a_users_dockerfile_copies_dind_init_from_the_release_image_and_runs_it_as_pid_1_on_both_architectures()
+ {
+    let release = PushedRelease::push();
+    let context = std::env::temp_dir().join(unique("dind-init-e2e-user"));
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("Dockerfile"), users_dockerfile(&release.list)).unwrap();
+    script("scripts/enable-arm64-emulation.sh", &[], &[]);
+    // arm64 first, so that the amd64 build finds the list's tag holding the
+    // other architecture: Docker 20.10's legacy builder then copies from
+    // that local image whatever --platform says, unless --pull is given.
+    for (platform, arch, target) in PLATFORMS {
+        let user = OwnedImage {
+            engine: "docker",
+            tag: format!("{}:{arch}", unique("dind-init-e2e-user")),
+        };
+        docker_ok(&[
+            "build",
+            "-q",
+            "--pull",
+            "--platform",
+            platform,
+            "-t",
+            &user.tag,
+            context.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            docker_ok(&["image", "inspect", "-f", "{{.Architecture}}", &user.tag]),
+            arch
+        );
+        // dind-init as PID 1 runs the CMD, the binary itself, as its main command.
+        let version = docker_ok(&["run", "--rm", "--platform", platform, &user.tag]);
+        assert!(
+            version.contains(target),
+            "{platform}: the user's image printed: {version}"
+        );
+        let missing = docker(&[
+            "run",
+            "--rm",
+            "--platform",
+            platform,
+            &user.tag,
+            "/nonexistent",
+        ]);
+        assert_eq!(
+            missing.status.code(),
+            Some(127),
+            "{platform}: {}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&missing.stderr)
+                .contains("dind-init: error: cannot execute main command /nonexistent"),
+            "{platform}: {}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&context).unwrap();
 }

@@ -25,7 +25,8 @@ use crate::docker::{
     make_stage_image, repo_root, require_engine, unique,
 };
 use crate::snapshot::{
-    LEAKY_SCRIPT, snapshot, snapshot_commits_and_resumes, snapshot_exit_codes_and_rm,
+    LEAKY_SCRIPT, crafted_status_image, snapshot, snapshot_commits_and_resumes,
+    snapshot_exit_codes_and_rm, snapshot_refuses_a_crafted_status,
     snapshot_refuses_an_unsafe_container,
 };
 
@@ -160,6 +161,12 @@ fn podman_snapshot_commits_refuses_and_gives_its_exit_codes() {
     snapshot_refuses_an_unsafe_container(&container);
     drop(container);
 
+    let crafted = copy_to("podman", &crafted_status_image());
+    let container = Container::run_on("podman", &crafted.tag, &ROOTFUL_FLAGS);
+    container.wait_phase("running");
+    snapshot_refuses_a_crafted_status(&container);
+    drop(container);
+
     snapshot_exit_codes_and_rm(&image.tag, "podman", &ROOTFUL_FLAGS);
 }
 
@@ -216,4 +223,32 @@ fn podman_as_l1_runs_the_dind_stack_and_snapshots_it_with_its_l3_state() {
         ),
         "50"
     );
+}
+
+#[test]
+#[ignore = "needs podman, a Docker engine and `make base`; run by `make test`"]
+fn podman_pool_takes_replaces_waits_releases_and_drains() {
+    use crate::pool::{
+        HANGING_SCRIPT, Pool, WARM_SCRIPT, a_killed_member_is_replaced,
+        concurrent_takes_never_share, drain_leaves_nothing_behind,
+        release_removes_the_anonymous_volumes, take_waits_for_the_first_ready_and_no_longer,
+    };
+    require_engine();
+    let built = TestImage::build("podman-pool", &[WARM_SCRIPT], false);
+    let image = copy_to("podman", &built);
+    let hanging = copy_to(
+        "podman",
+        &TestImage::build("podman-pool-never", &[HANGING_SCRIPT], false),
+    );
+    take_waits_for_the_first_ready_and_no_longer(
+        &Pool::new("podman", &ROOTFUL_FLAGS),
+        &image.tag,
+        &Pool::new("podman", &ROOTFUL_FLAGS),
+        &hanging.tag,
+    );
+    concurrent_takes_never_share(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
+    a_killed_member_is_replaced(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
+    let with_volume = [ROOTFUL_FLAGS.as_slice(), &["-v", "/scratch"]].concat();
+    release_removes_the_anonymous_volumes(&Pool::new("podman", &with_volume), &image.tag);
+    drain_leaves_nothing_behind(&Pool::new("podman", &ROOTFUL_FLAGS), &image.tag);
 }

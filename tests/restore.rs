@@ -19,11 +19,7 @@ fn env_script(sandbox: &Sandbox) {
 }
 
 fn boots_log(sandbox: &Sandbox) -> Vec<String> {
-    fs::read_to_string(sandbox.path("boots.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    lines_of(sandbox, "boots.log")
 }
 
 #[test]
@@ -122,26 +118,39 @@ fn state_modes_do_not_depend_on_the_umask() {
     assert_eq!(mode(&sandbox.state), 0o644);
 }
 
-#[test]
-fn a_corrupt_state_file_is_kept_aside_and_the_boot_goes_on() {
-    let sandbox = Sandbox::new("corrupt-state");
+/// Boots from a state file holding `bytes`, which must be moved aside
+/// after a warning containing `why`, the boot going on as boot 1; the
+/// bytes of the one file kept aside.
+fn boot_from_corrupt_state(name: &str, bytes: &[u8], why: &str) -> Vec<u8> {
+    let sandbox = Sandbox::new(name);
     env_script(&sandbox);
     fs::create_dir_all(sandbox.state.parent().unwrap()).unwrap();
-    fs::write(&sandbox.state, "{ this is not json").unwrap();
+    fs::write(&sandbox.state, bytes).unwrap();
     let init = sandbox.start(&[]);
-    init.wait_for_line("is not valid JSON");
+    init.wait_for_line(why);
     init.wait_for_line("running: 1 script(s) started");
     let kept: Vec<_> = fs::read_dir(sandbox.state.parent().unwrap())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
         .collect();
-    assert_eq!(kept.len(), 1);
-    assert_eq!(
-        fs::read_to_string(kept[0].path()).unwrap(),
-        "{ this is not json"
-    );
+    assert_eq!(kept.len(), 1, "moved aside, not overwritten");
     assert_eq!(sandbox.status()["boot"]["boot"], 1);
+    fs::read(kept[0].path()).unwrap()
+}
+
+#[test]
+fn a_corrupt_state_file_is_kept_aside_and_the_boot_goes_on() {
+    let bytes = b"{ this is not json";
+    let kept = boot_from_corrupt_state("corrupt-state", bytes, "is not valid JSON");
+    assert_eq!(kept, bytes);
+}
+
+#[test]
+fn a_bad_byte_in_a_field_it_does_not_know_is_kept_aside_too() {
+    let bytes = b"{\"boot_count\": 3, \"from_a_newer_version\": \"caf\xe9\"}";
+    let kept = boot_from_corrupt_state("bad-byte-unknown-field", bytes, "not UTF-8");
+    assert_eq!(kept, bytes);
 }
 
 #[test]
@@ -164,4 +173,82 @@ fn an_unwritable_state_file_is_a_warning_not_a_dead_container() {
         "{stderr}"
     );
     assert_eq!(sandbox.status()["commit_safe"], false);
+}
+
+/// A script that does its one-time work (a line in `once.log`) only on its
+/// first start, and records what it was told in `starts.log`.
+fn once_script(sandbox: &Sandbox, name: &str) {
+    sandbox.script(
+        name,
+        &format!(
+            r#"[ "$1" = start ] || exit 0
+echo "$(basename "$0") first=$DIND_INIT_FIRST_START starts=$DIND_INIT_STARTS restored=$DIND_INIT_RESTORED" >> {starts}
+if [ "$DIND_INIT_FIRST_START" = 1 ]; then basename "$0" >> {once}; fi"#,
+            starts = sandbox.path("starts.log").display(),
+            once = sandbox.path("once.log").display(),
+        ),
+    );
+}
+
+fn lines_of(sandbox: &Sandbox, file: &str) -> Vec<String> {
+    fs::read_to_string(sandbox.path(file))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_script_added_between_boots_does_its_one_time_work_exactly_once() {
+    let sandbox = Sandbox::new("first-start");
+    once_script(&sandbox, "10-a.sh");
+    let mut first = sandbox.start(&[]);
+    first.wait_for_line("running: 1 script(s) started");
+    sandbox.quiesce_ok();
+    first.signal(Signal::SIGKILL);
+    first.wait_exit();
+
+    // A later stage adds a script: the boot is a restore, but the new
+    // script's start has never completed in this state.
+    once_script(&sandbox, "20-b.sh");
+    let mut second = sandbox.start(&[]);
+    second.wait_for_line("running: 2 script(s) started");
+    let status = sandbox.status();
+    assert_eq!(status["boot"]["restored"], true);
+    assert_eq!(status["scripts"][0]["starts_before"], 1);
+    assert_eq!(status["scripts"][0]["completed_starts"], 2);
+    assert_eq!(status["scripts"][1]["starts_before"], 0);
+    assert_eq!(status["scripts"][1]["completed_starts"], 1);
+    sandbox.quiesce_ok();
+    sandbox.client(&["resume"]);
+    sandbox.wait_phase("running");
+    // The starts just counted reach the disk without a quiesce: a `docker
+    // kill` now keeps them.
+    crate::harness::wait_until("the starts are saved", || {
+        fs::read_to_string(&sandbox.state)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .is_some_and(|state| state["script_starts"]["20-b.sh"] == 2)
+    });
+    second.signal(Signal::SIGKILL);
+    second.wait_exit();
+
+    let mut third = sandbox.start(&[]);
+    third.wait_for_line("running: 2 script(s) started");
+    third.signal(Signal::SIGTERM);
+    assert_eq!(third.wait_exit(), 0);
+
+    assert_eq!(lines_of(&sandbox, "once.log"), ["10-a.sh", "20-b.sh"]);
+    assert_eq!(
+        lines_of(&sandbox, "starts.log"),
+        [
+            "10-a.sh first=1 starts=0 restored=0",
+            "10-a.sh first=0 starts=1 restored=1",
+            "20-b.sh first=1 starts=0 restored=1",
+            "10-a.sh first=0 starts=2 restored=1",
+            "20-b.sh first=0 starts=1 restored=1",
+            "10-a.sh first=0 starts=3 restored=0",
+            "20-b.sh first=0 starts=2 restored=0",
+        ]
+    );
 }

@@ -38,7 +38,8 @@ pub(crate) fn snapshot(engine: &str, args: &[&str]) -> Output {
         .expect("cannot run dind-init snapshot")
 }
 
-fn text(output: &Output) -> String {
+/// An output's exit code, stdout and stderr, for a failed assertion.
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),
@@ -182,8 +183,12 @@ pub(crate) fn snapshot_exit_codes_and_rm(
     );
     drop(plain);
 
-    let container = Container::run_on(engine_name, image, run_flags);
+    // An anonymous volume, as an L2's storage volume or docker:dind's `VOLUME`.
+    let with_volume = [run_flags, &["-v", "/srv/scratch"]].concat();
+    let container = Container::run_on(engine_name, image, &with_volume);
     container.wait_phase("running");
+    let volume = container.inspect("{{range .Mounts}}{{.Name}}{{end}}");
+    assert!(!volume.is_empty(), "no anonymous volume was made");
     engine_ok(engine_name, &["pause", &container.id]);
     let output = snapshot(engine_name, &[&container.id, "dind-init-e2e/never:latest"]);
     assert_eq!(output.status.code(), Some(4), "{}", text(&output));
@@ -205,10 +210,83 @@ pub(crate) fn snapshot_exit_codes_and_rm(
             .success(),
         "--rm left the container"
     );
+    assert!(
+        !engine(engine_name, &["volume", "inspect", &volume])
+            .status
+            .success(),
+        "--rm left the container's anonymous volume {volume}"
+    );
     assert_eq!(
         labels(engine_name, &committed.tag)["io.dind-init.commit-safe"],
         "true"
     );
+}
+
+/// The `dind-init` on the PATH of [`crafted_status_image`]: `status --json`
+/// (what `snapshot` asks) answers with /etc/crafted-status.json, anything
+/// else goes to the real dind-init, which is PID 1.
+const CRAFTED_DIND_INIT: &str = r#"#!/bin/sh
+if [ $# -eq 2 ] && [ "$1 $2" = "status --json" ]; then cat /etc/crafted-status.json; exit 1; fi
+exec /usr/local/bin/dind-init.real "$@"
+"#;
+
+/// A quiesced, commit-safe status whose version and boot would, pasted
+/// into `--change 'LABEL k="v"'`, add an ENTRYPOINT and ENVs to the image.
+const CRAFTED_STATUS: &str = r#"{"version": "0.1\"\nENTRYPOINT [\"/bin/evil\"]\nENV INJECTED=1\nLABEL x=\"y",
+ "phase": "quiesced", "commit_safe": true,
+ "boot": {"boot": "1\"\nENV BOOT_INJECTED=1\nLABEL y=\"z"}, "quiesces": [{"id": 1}]}"#;
+
+/// The base image with the real dind-init as PID 1 and a crafted one on PATH.
+pub(crate) fn crafted_status_image() -> crate::docker::TestImage {
+    crate::docker::require_engine();
+    let context = std::env::temp_dir().join(unique("dind-init-e2e-crafted"));
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("dind-init"), CRAFTED_DIND_INIT).unwrap();
+    std::fs::write(context.join("crafted-status.json"), CRAFTED_STATUS).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN mv /usr/local/bin/dind-init /usr/local/bin/dind-init.real\n\
+             COPY dind-init /usr/local/bin/dind-init\nCOPY crafted-status.json /etc/\n\
+             RUN chmod 755 /usr/local/bin/dind-init\n\
+             ENTRYPOINT [\"/usr/local/bin/dind-init.real\"]\n",
+            crate::docker::base_image()
+        ),
+    )
+    .unwrap();
+    let tag = format!("dind-init-e2e/{}:latest", unique("crafted"));
+    crate::docker::docker_ok(&["build", "-q", "-t", &tag, context.to_str().unwrap()]);
+    std::fs::remove_dir_all(&context).unwrap();
+    crate::docker::TestImage { tag }
+}
+
+/// A container whose `dind-init status --json` is crafted: `snapshot`
+/// refuses (exit 1, naming the field), commits nothing, so no image gets
+/// the ENTRYPOINT or ENV the status tries to inject, and resumes it.
+pub(crate) fn snapshot_refuses_a_crafted_status(container: &Container) {
+    let engine_name = container.engine;
+    let image = OwnedImage {
+        engine: engine_name,
+        tag: format!("dind-init-e2e/{}:latest", unique("injected")),
+    };
+    let output = snapshot(engine_name, &[&container.id, &image.tag]);
+    let config = engine(
+        engine_name,
+        &["image", "inspect", "-f", "{{json .Config}}", &image.tag],
+    );
+    let config = String::from_utf8_lossy(&config.stdout);
+    assert!(
+        !config.contains("/bin/evil") && !config.contains("INJECTED"),
+        "the crafted status reached the image's Config: {config}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("which no dind-init gives"),
+        "{}",
+        text(&output)
+    );
+    assert!(config.trim().is_empty(), "committed anyway: {config}");
+    container.wait_phase("running");
 }
 
 /// A start that leaves `sleep 1000` behind, which no stop ends.
@@ -220,6 +298,15 @@ pub(crate) const LEAKY_SCRIPT: (&str, &str) =
 fn docker_snapshot_commits_with_labels_resumes_and_the_image_restores() {
     let (_image, container) = started("snapshot", &[], true, &[]);
     snapshot_commits_and_resumes(&container, &[]);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_snapshot_builds_no_instruction_from_a_crafted_status() {
+    let image = crafted_status_image();
+    let container = Container::run(&image.tag, &[]);
+    container.wait_phase("running");
+    snapshot_refuses_a_crafted_status(&container);
 }
 
 #[test]

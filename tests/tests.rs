@@ -4,12 +4,18 @@
 
 mod harness;
 
+/// What clients and the state file cannot make grow: waiters, strays, loaded records.
+mod bounds;
+/// The CI recipe of examples/ci/: the YAML files' steps against a local registry.
+mod ci_recipe;
 /// The control socket: status JSON, garbage, stale and busy sockets.
 mod control;
 /// Daemons a start leaves: watched, attributed, degrade/restart/shutdown; output tails.
 mod daemons;
 /// Docker-in-docker: an inner engine and its containers through commits.
 mod dind;
+/// The inner engine's storage: an L2 like docker:dind, failed and killed stops, every mode.
+mod dind_storage;
 /// Which files of init.d run, in which order, and what a script is given.
 mod discovery;
 /// The real Docker engine: images, commit and restore, staged Makefiles.
@@ -18,14 +24,20 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
+/// What children get of the container's signal state and fds: the main command all, scripts none.
+mod inherited;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.
 mod main_command;
 /// Seed 002's multi-arch manifest, pushed to a real registry and pulled by platform.
 mod manifest;
+/// A second engine with overlay2 on ext4 (the common L1): the DinD PostgreSQL cycle on it.
+mod overlay2;
 /// Podman as the engine: commit and restore rootful and rootless, `snapshot --engine podman`.
 mod podman;
+/// `dind-init pool` against the real engines: claims, replacements, waits, release, drain.
+mod pool;
 /// The README's quick start, run as written, printing what the README shows.
 mod quickstart;
 /// Orphaned zombies are reaped and never steal a waited-for status.

@@ -5,12 +5,16 @@ For every mode of init.d-examples/dind/30-docker-storage.sh: the fresh setup
 of stage 30-postgres (storage, dockerd, the PostgreSQL image from the bundle,
 initdb, `pgbench -i -s SCALE`), its commit, then CYCLES times restore ->
 insert ROWS rows -> quiesce -> commit, then INSTANCES L2 containers started
-together from the last image, and a plain `docker commit` (no quiesce) of a
+together from the last image, CYCLES restores of it each with and without
+dockerd's iptables setup (40-dockerd.sh's DIND_DOCKERD_IPTABLES=0), and a plain `docker commit` (no quiesce) of a
 running one. Writes target/dind-figures.json and the README table between
 its markers. Needs the images of `make dind-images`.
 
+Then the default mode (`auto`) once more on a second engine with overlay2
+on ext4 (`--l1 host,overlay2`; `--l1 overlay2` measures only that row).
+
 usage: docker/dind/figures.py [--modes M,M] [--scale 10] [--rows 100000]
-       [--cycles 3] [--instances 4] [--json FILE] [--readme FILE|-]
+       [--cycles 3] [--instances 4] [--l1 host,overlay2] [--json FILE] [--readme FILE|-]
 """
 
 import argparse
@@ -174,6 +178,9 @@ def measure(mode, args, tmp_image, repo):
         figures["parallel"] = parallel(images[-1], args.instances, rows)
         print(f"   parallel: {figures['parallel']}", file=sys.stderr, flush=True)
 
+        figures["iptables"] = iptables_switch(images[-1], args.cycles, rows)
+        print(f"   iptables on/off: {figures['iptables']}", file=sys.stderr, flush=True)
+
         # A plain docker commit of a running, restored L2 (no quiesce).
         l2 = L2(images[-1])
         l2.ready(600)
@@ -192,6 +199,43 @@ def measure(mode, args, tmp_image, repo):
         for image in images:
             subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
     return figures
+
+
+def iptables_switch(image, times, rows):
+    """Restores of IMAGE with dockerd's iptables setup (the default) and
+    without it (DIND_DOCKERD_IPTABLES=0), alternating: restore to the
+    database answering, and the shares of 40-dockerd.sh and 60-postgres.sh."""
+    runs = {"on": [], "off": []}
+    for _ in range(times):
+        for switch, extra in (("on", []), ("off", ["-e", "DIND_DOCKERD_IPTABLES=0"])):
+            began = now_ms()
+            l2 = L2(image, extra)
+            try:
+                count = l2.ready(600)
+                restore_ms = now_ms() - began
+                if count != rows:
+                    raise RuntimeError(f"iptables {switch}: {count} history rows, expected {rows}")
+                scripts = l2.start_durations()
+                runs[switch].append({"restore_ms": restore_ms, "dockerd_ms": scripts.get("40-dockerd.sh"),
+                                     "postgres_ms": scripts.get("60-postgres.sh"),
+                                     "crash_recoveries": l2.crash_recoveries()})
+            finally:
+                l2.remove()
+    return runs
+
+
+def iptables_table(result):
+    """The DIND_DOCKERD_IPTABLES=0 switch of 40-dockerd.sh, per mode."""
+    lines = ["| mode | iptables | 40-dockerd.sh start | 60-postgres.sh start | restore to DB answering |",
+             "|---|---|---|---|---|"]
+    for mode, f in result["modes"].items():
+        for switch, label in (("on", "on (default)"), ("off", "off (`DIND_DOCKERD_IPTABLES=0`)")):
+            runs = f.get("iptables", {}).get(switch)
+            if runs:
+                lines.append(f"| {mode} | {label} | {span([r['dockerd_ms'] for r in runs], ' ms')} "
+                             f"| {span([r['postgres_ms'] for r in runs], ' ms')} "
+                             f"| {span([r['restore_ms'] for r in runs], ' ms')} |")
+    return lines
 
 
 def parallel(image, instances, rows):
@@ -225,6 +269,52 @@ def parallel(image, instances, rows):
                 container.remove()
     return {"instances": instances, "disk_added_bytes_per_instance": max(added),
             "disk_added_bytes_each": added, "all_ready_ms": all_ready_ms}
+
+
+def measure_on_overlay2_l1(mode, args, tmp_image, l2_base):
+    """The measurement of MODE on a second engine with overlay2 on ext4, the
+    L1 most hosts run (scripts/overlay2-engine.sh: its own network
+    namespace, data root and socket), into which the stage's images are
+    carried with docker save | docker load. The engine is removed after."""
+    global FLAGS
+    engine = f"/tmp/{args.repo}-ov2"
+    started = subprocess.run([os.path.join(ROOT, "scripts", "overlay2-engine.sh"), "start", engine],
+                             capture_output=True, text=True)
+    if started.returncode != 0:
+        raise RuntimeError(f"overlay2-engine.sh start: {started.stderr.strip()}")
+    host_flags = FLAGS
+    try:
+        save = subprocess.Popen(["docker", "save", tmp_image, l2_base], stdout=subprocess.PIPE)
+        loaded = subprocess.run(["docker", "-H", started.stdout.strip(), "load", "-q"], stdin=save.stdout,
+                                capture_output=True, text=True)
+        if save.wait() != 0 or loaded.returncode != 0:
+            raise RuntimeError(f"docker save | load into the overlay2 engine: {loaded.stderr.strip()}")
+        os.environ["DOCKER_HOST"] = started.stdout.strip()
+        FLAGS = sh(os.path.join(HERE, "run-flags.sh"), "--lines", l2_base).splitlines()
+        return measure(mode, args, tmp_image, f"{args.repo}-ov2")
+    finally:
+        os.environ.pop("DOCKER_HOST", None)
+        FLAGS = host_flags
+        subprocess.run([os.path.join(ROOT, "scripts", "overlay2-engine.sh"), "stop", engine], capture_output=True)
+
+
+def overlay2_targets(result):
+    """Issue 17's targets for the overlay2 L1 row, and where the restore's time goes."""
+    name = next((m for m in result["modes"] if m.startswith("overlay2 L1")), None)
+    f = result["modes"].get(name) if name else None
+    if not f or "error" in f:
+        return []
+    c = f["cycles"]
+    commit = max(x["commit_ms"] for x in c)
+    restore = max(x["restore_ms"] for x in c)
+    parts = ", ".join(f"{script} {ms} ms" for script, ms in c[-1]["restore_scripts_ms"].items())
+    return [
+        f"| target ({name}) | figure | met |", "|---|---|---|",
+        f"| `docker commit` ≤ 1 s | {span([x['commit_ms'] for x in c], ' ms')} | {'met' if commit <= 1000 else 'NOT met'} |",
+        f"| restore to the database answering ≤ 1.5 s | {span([x['restore_ms'] for x in c], ' ms')} "
+        f"(last: {parts}, {c[-1]['restore_outside_scripts_ms']} ms outside the scripts) "
+        f"| {'met' if restore <= 1500 else 'NOT met'} |",
+    ]
 
 
 def mb(value):
@@ -298,7 +388,8 @@ def write_readme(path, result):
         raise RuntimeError(f"{path} has no {BEGIN} ... {END} markers")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    body = "\n".join(table(result) + [""] + targets(result))
+    body = "\n".join(table(result) + [""] + targets(result) + [""] + overlay2_targets(result)
+                     + [""] + iptables_table(result))
     open(path, "w").write(f"{head}{BEGIN}\n{body}\n{END}{tail}")
 
 
@@ -313,6 +404,8 @@ def main():
     parser.add_argument("--json", default=os.path.join(ROOT, "target", "dind-figures.json"))
     parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
     parser.add_argument("--repo", default="dind-init-figures")
+    parser.add_argument("--l1", default="host,overlay2",
+                        help="host: every mode on this engine; overlay2: the default mode on an overlay2 L1 too")
     args = parser.parse_args()
     modes = args.modes.split(",")
     for mode in modes:
@@ -328,7 +421,7 @@ def main():
     result = {"default_mode": None, "machine": f"{os.cpu_count()} cores, Docker "
               + sh("docker", "version", "-f", "{{.Server.Version}}") + " on " + sh("docker", "info", "-f", "{{.Driver}}"),
               "scale": args.scale, "rows_per_cycle": args.rows, "modes": {}}
-    for mode in modes:
+    for mode in modes if "host" in args.l1.split(",") else []:
         try:
             result["modes"][mode] = measure(mode, args, tmp_image, args.repo)
         except RuntimeError as error:
@@ -339,7 +432,20 @@ def main():
         os.makedirs(os.path.dirname(args.json), exist_ok=True)
         with open(args.json, "w") as out:
             json.dump(result, out, indent=2)
-    print("\n".join(table(result) + [""] + targets(result)))
+    if "overlay2" in args.l1.split(","):
+        # The default (`auto`, which takes fuse-overlayfs where it can make
+        # directories) once more, on the L1 most hosts run.
+        name = "overlay2 L1, auto"
+        try:
+            result["modes"][name] = measure_on_overlay2_l1("auto", args, tmp_image, l2_base)
+        except RuntimeError as error:
+            print(f"   {name} failed: {error}", file=sys.stderr, flush=True)
+            result["modes"][name] = {"error": str(error).splitlines()[0]}
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)
+        with open(args.json, "w") as out:
+            json.dump(result, out, indent=2)
+    print("\n".join(table(result) + [""] + targets(result) + [""] + overlay2_targets(result)
+                     + [""] + iptables_table(result)))
     if args.readme != "-":
         write_readme(args.readme, result)
         print(f"wrote {args.json} and the table in {args.readme}", file=sys.stderr)

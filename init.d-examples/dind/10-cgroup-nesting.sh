@@ -17,7 +17,9 @@ start)
     if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
         mkdir -p /sys/fs/cgroup/init
         xargs -rn1 < /sys/fs/cgroup/cgroup.procs > /sys/fs/cgroup/init/cgroup.procs 2>/dev/null || :
-        sed -e 's/ / +/g' -e 's/^/+/' < /sys/fs/cgroup/cgroup.controllers > /sys/fs/cgroup/cgroup.subtree_control
+        # No controllers (an empty file): nothing to enable ("+" alone is EINVAL).
+        controllers=$(sed -e 's/ / +/g' -e 's/^/+/' < /sys/fs/cgroup/cgroup.controllers)
+        [ "$controllers" = + ] || echo "$controllers" > /sys/fs/cgroup/cgroup.subtree_control
         echo "cgroup v2: processes moved to /init; controllers for children: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
         exit 0
     fi

@@ -5,11 +5,19 @@
 # runtime state of containers that no longer run. After a restore, a pid in
 # those files may belong to another process, and dockerd refuses to start
 # ("containerd is still running"). Nothing of dockerd runs yet at this
-# point, so all of it is stale.
+# point (checked: the dockerd of 40-dockerd.sh's pid file), so all of it is
+# stale.
 set -eu
 
 case "${1:-}" in
 start)
+    # Not stale while the dockerd of an earlier start still runs (a failed
+    # stop, a resume): a second dockerd would start on the same data.
+    pid=$(cat /run/dind-dockerd.pid 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+        echo "dockerd (pid $pid) of an earlier start still runs: its runtime files are not stale; stop it (kill $pid) or restart the container" >&2
+        exit 1
+    fi
     rm -f /var/run/docker.pid /var/run/docker.sock
     rm -rf /run/docker /run/containerd /var/run/docker /var/run/containerd
     echo "stale dockerd and containerd runtime files removed"

@@ -5,9 +5,10 @@
 # read-only at the setup run (`-v DIR:/opt/dind-bundle:ro`; the stages'
 # Makefiles do it) rather than copied into the image: a bind mount is not
 # committed, so the images are stored once, as the inner engine's layers, and
-# not a second time as a tar. Each tar is loaded once: a marker per tar on
-# /var/lib/docker (so in every commit) says it was; a restored boot, which
-# runs without the mount, finds nothing to load.
+# not a second time as a tar. Each tar is loaded once: a marker per tar
+# content (its SHA-256, not its name: every stage's bundle is images.tar) in
+# the inner engine's data root (so in every commit) says it was; a restored
+# boot, which runs without the mount, finds nothing to load.
 #
 # Your own images, any time: docker save IMAGE | docker exec -i L2 docker load
 #
@@ -15,7 +16,10 @@
 set -eu
 
 bundle=${DIND_BUNDLE:-/opt/dind-bundle}
-markers=/var/lib/docker/.dind-init-bundles
+DIND_DOCKER_ROOT=/var/lib/docker
+# shellcheck disable=SC1091 # written at start by 30-docker-storage.sh
+[ -f /run/dind-storage.env ] && . /run/dind-storage.env
+markers=$DIND_DOCKER_ROOT/.dind-init-bundles
 
 case "${1:-}" in
 start)
@@ -33,13 +37,14 @@ start)
     fi
     mkdir -p "$markers"
     for tar in "$@"; do
-        marker=$markers/$(basename "$tar").loaded
+        sum=$(sha256sum "$tar" | cut -d' ' -f1)
+        marker=$markers/$sum.loaded
         if [ -e "$marker" ]; then
-            echo "$(basename "$tar") already loaded: skipping"
+            echo "$(basename "$tar") (sha256 $sum) already loaded: skipping"
             continue
         fi
         docker load -q -i "$tar"
-        date -u +%Y-%m-%dT%H:%M:%SZ > "$marker"
+        echo "$(basename "$tar") $(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$marker"
     done
     ;;
 stop)

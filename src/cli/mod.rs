@@ -71,6 +71,9 @@ Usage:
   dind-init logs SCRIPT                      the last lines of a script's output
   dind-init snapshot [--engine docker|podman] [--timeout S] [--resume|--rm] CONTAINER IMAGE
                                              on the host: quiesce, commit if safe, resume
+  dind-init pool fill IMAGE --size N [--name POOL] [--wait] [-- RUN-ARGS...]
+  dind-init pool take POOL [--timeout S] [--json] | release NAME | ls POOL | drain POOL [--all]
+                                             on the host: containers kept ready, taken in ms
 
 Options (each also an environment variable; the flag wins):
   --init-dir DIR            DIND_INIT_DIR             [{init_dir}; missing = no scripts]
@@ -154,6 +157,10 @@ where
                 command = Some(Command::Snapshot(crate::snapshot::parse(&mut args)?));
                 break;
             }
+            "pool" => {
+                command = Some(Command::Pool(crate::pool::parse(&mut args)?));
+                break;
+            }
             _ if text.starts_with('-') => {
                 let (flag, value) = option_value(text, &mut args)?;
                 given.push((flag, value));
@@ -198,6 +205,7 @@ fn init_config(
         init_dir_explicit: init_dir.is_some(),
         init_dir: init_dir.unwrap_or(defaults.init_dir),
         state_path: lookup("--state").map_or(defaults.state_path, |(_, v)| PathBuf::from(v)),
+        owns_paths: defaults.owns_paths,
         socket,
         start_timeout: value_of(lookup("--start-timeout"), parse_timeout)?
             .unwrap_or(defaults.start_timeout),

@@ -28,6 +28,8 @@ pub enum Command {
     Resume { timeout: Duration },
     /// On the host: quiesce a container through its engine and commit it.
     Snapshot(crate::snapshot::SnapshotRequest),
+    /// On the host: fill, take from, release, list or drain a pool of ready containers.
+    Pool(crate::pool::PoolRequest),
     /// Print the last lines of one script's output that the init kept.
     Logs { script: String },
 }

@@ -21,13 +21,25 @@ pub enum ClientError {
 /// the server may take to answer (the operation's own timeout plus slack).
 pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Response, ClientError> {
     let mut stream = UnixStream::connect(socket).map_err(|error| {
+        if matches!(
+            error.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        ) {
+            return ClientError::Unreachable(no_socket(socket, pid1_is_dind_init()));
+        }
         let hint = match error.kind() {
-            io::ErrorKind::NotFound => "no such socket: is dind-init running as PID 1 here? (set --socket or DIND_INIT_SOCKET)",
-            io::ErrorKind::ConnectionRefused => "nothing listens on it: dind-init is not running (a stale socket file)",
-            io::ErrorKind::PermissionDenied => "permission denied: run as root or as the user dind-init runs as",
+            io::ErrorKind::ConnectionRefused => {
+                "nothing listens on it: dind-init is not running (a stale socket file)"
+            }
+            io::ErrorKind::PermissionDenied => {
+                "permission denied: run as root or as the user dind-init runs as"
+            }
             _ => "cannot connect",
         };
-        ClientError::Unreachable(format!("control socket {}: {hint} ({error})", socket.display()))
+        ClientError::Unreachable(format!(
+            "control socket {}: {hint} ({error})",
+            socket.display()
+        ))
     })?;
     let protocol = |error: io::Error| {
         let what = match error.kind() {
@@ -66,4 +78,38 @@ pub fn request(socket: &Path, request: &Request, wait: Duration) -> Result<Respo
             socket.display()
         ))
     })
+}
+
+/// Why there is no socket to connect to. When PID 1 here is a dind-init,
+/// it runs without one: it could not create it at boot, and said why in
+/// its log.
+fn no_socket(socket: &Path, pid1_is_dind_init: bool) -> String {
+    let path = socket.display();
+    if pid1_is_dind_init {
+        format!(
+            "no control socket at {path}: dind-init (PID 1) could not create it at boot and runs without it (see its log, e.g. `docker logs`); or set --socket or DIND_INIT_SOCKET to the path it uses"
+        )
+    } else {
+        format!(
+            "no control socket at {path}: no dind-init listens there; is it PID 1 here, and did it log that it could not create the socket? (set --socket or DIND_INIT_SOCKET)"
+        )
+    }
+}
+
+/// Whether PID 1 of this PID namespace is dind-init (by its command name).
+fn pid1_is_dind_init() -> bool {
+    std::fs::read_to_string("/proc/1/comm").is_ok_and(|name| name.trim_end() == "dind-init")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_socket_is_explained_by_who_pid_1_is() {
+        let path = Path::new("/run/x.sock");
+        assert!(no_socket(path, true).contains("could not create it at boot"));
+        assert!(no_socket(path, false).contains("no dind-init listens there"));
+        assert!(no_socket(path, false).starts_with("no control socket at /run/x.sock"));
+    }
 }

@@ -15,7 +15,7 @@ use crate::status::Status;
 use crate::text::escape_controls;
 
 pub use client::{ClientError, request};
-pub use server::{bind, serve};
+pub use server::{BindError, bind, serve};
 
 /// Longest request line accepted; anything longer is answered with an error.
 const MAX_REQUEST: usize = 64 * 1024;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use nix::sys::stat::{Mode, umask};
@@ -24,35 +23,73 @@ use super::{MAX_CONNECTIONS, READ_LIMIT, REQUEST_DEADLINE, Request, Response, pa
 use crate::event::{ControlCommand, ControlRequest, Event};
 use crate::status::Status;
 
+/// Why the control socket could not be bound. Neither is fatal: the init
+/// runs without a socket (`init` warns once and `dind-init status` explains).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindError {
+    /// A live process listens on the path: another dind-init (a second one in
+    /// the same container, like a nested `dind-init -- CMD`), or anything
+    /// else. It is left alone, and so is the state file that goes with it.
+    InUse(String),
+    /// Anything else: a read-only file system, a file where a directory
+    /// should be, a non-socket at the path.
+    Failed(String),
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindError::InUse(why) | BindError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Binds the control socket with mode 0600. A socket file left behind by a
 /// dead instance (or by `docker commit`) is replaced; one that a live
-/// dind-init still answers on is never touched.
-pub fn bind(path: &Path) -> Result<UnixListener> {
+/// process still listens on is never touched.
+pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    let shown = path.display();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+        fs::create_dir_all(dir).map_err(|error| {
+            BindError::Failed(format!(
+                "cannot create the control socket's directory {}: {}",
+                dir.display(),
+                why_no_directory(dir, &error)
+            ))
+        })?;
     }
+    let elsewhere = "give this dind-init its own with --socket or DIND_INIT_SOCKET";
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => match probe(path) {
             Probe::Stale => {
-                fs::remove_file(path).with_context(|| {
-                    format!("cannot remove stale control socket {}", path.display())
+                fs::remove_file(path).map_err(|error| {
+                    BindError::Failed(format!(
+                        "cannot remove stale control socket {shown}: {error}"
+                    ))
                 })?;
-                tracing::info!("removed stale control socket {}", path.display());
+                tracing::info!("removed stale control socket {shown}");
             }
-            Probe::Live => bail!(
-                "control socket {} is in use by another running dind-init; give this one its own with --socket or DIND_INIT_SOCKET",
-                path.display()
-            ),
-            Probe::Unusable(error) => bail!(
-                "control socket {} cannot be probed ({error}); remove it or choose another path with --socket or DIND_INIT_SOCKET",
-                path.display()
-            ),
+            Probe::Accepting => {
+                return Err(BindError::InUse(format!(
+                    "control socket {shown} is in use: a live process listens on it (another dind-init in this container?); left alone, {elsewhere}"
+                )));
+            }
+            Probe::BacklogFull => {
+                return Err(BindError::InUse(format!(
+                    "control socket {shown} is in use: a live process listens on it but accepts no connection (its backlog is full); left alone, {elsewhere}"
+                )));
+            }
+            Probe::Unusable(error) => {
+                return Err(BindError::Failed(format!(
+                    "control socket {shown} cannot be probed ({error}); remove it or {elsewhere}"
+                )));
+            }
         },
-        Ok(_) => bail!(
-            "{} exists and is not a socket; remove it or choose another path with --socket or DIND_INIT_SOCKET",
-            path.display()
-        ),
+        Ok(_) => {
+            return Err(BindError::Failed(format!(
+                "{shown} exists and is not a socket; remove it or {elsewhere}"
+            )));
+        }
         Err(_) => {}
     }
     // Nothing else runs yet, so the process-wide umask can be narrowed for the
@@ -60,20 +97,54 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     let previous = umask(Mode::from_bits_truncate(0o177));
     let bound = std::os::unix::net::UnixListener::bind(path);
     umask(previous);
-    let listener =
-        bound.with_context(|| format!("cannot bind control socket {}", path.display()))?;
+    let failed = |what: &str, error: std::io::Error| {
+        BindError::Failed(format!("cannot {what} control socket {shown}: {error}"))
+    };
+    let listener = bound.map_err(|e| failed("bind", e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
-    listener.set_nonblocking(true)?;
-    Ok(UnixListener::from_std(listener)?)
+        .map_err(|e| failed("set mode 0600 on", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| failed("set up", e))?;
+    UnixListener::from_std(listener).map_err(|e| failed("register", e))
+}
+
+/// Why `dir` could not be created, in words: `create_dir_all` answers
+/// "File exists" or "Not a directory" when a component is a file or a
+/// dangling link, which names neither the component nor the problem.
+fn why_no_directory(dir: &Path, error: &std::io::Error) -> String {
+    if matches!(
+        error.kind(),
+        std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory
+    ) {
+        // The deepest component that exists is the one in the way.
+        for ancestor in dir.ancestors() {
+            let Ok(meta) = fs::symlink_metadata(ancestor) else {
+                continue;
+            };
+            if ancestor.is_dir() {
+                break;
+            }
+            let what = if meta.file_type().is_symlink() {
+                "a link to nothing"
+            } else {
+                "not a directory"
+            };
+            return format!("{} is {what}", ancestor.display());
+        }
+    }
+    error.to_string()
 }
 
 /// What a non-blocking connect says about a socket file.
+#[derive(Debug)]
 enum Probe {
     /// Nothing listens: left by a dead instance or by `docker commit`.
     Stale,
-    /// Something listens (or its backlog is full, which also means alive).
-    Live,
+    /// Something listens and took the connection into its backlog.
+    Accepting,
+    /// Something listens, but its backlog is full: alive, not answering.
+    BacklogFull,
     Unusable(Errno),
 }
 
@@ -91,7 +162,8 @@ fn probe(path: &Path) -> Probe {
         connect(fd.as_raw_fd(), &address)
     });
     match attempt {
-        Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS) => Probe::Live,
+        Ok(()) | Err(Errno::EINPROGRESS) => Probe::Accepting,
+        Err(Errno::EAGAIN) => Probe::BacklogFull,
         Err(Errno::ECONNREFUSED) => Probe::Stale,
         Err(error) => Probe::Unusable(error),
     }

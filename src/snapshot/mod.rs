@@ -12,10 +12,11 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
+pub mod engine;
 mod request;
 mod verdict;
 
@@ -78,13 +79,10 @@ impl fmt::Display for SnapshotError {
 /// Runs the snapshot; prints the committed image's id on stdout, progress
 /// and errors on stderr; returns the exit code.
 pub fn run(request: &SnapshotRequest) -> i32 {
-    let engine = match request
-        .engine
-        .or_else(|| Engine::find_on_path(std::env::var_os("PATH").as_deref()))
-    {
-        Some(engine) => engine,
-        None => {
-            say("no docker or podman on PATH: install one, or pass --engine");
+    let engine = match engine::choose(request.engine) {
+        Ok(engine) => engine,
+        Err(why) => {
+            say(&why);
             return EXIT_ENGINE;
         }
     };
@@ -113,38 +111,31 @@ fn snapshot(engine: Engine, request: &SnapshotRequest) -> Result<String, Snapsho
     let quiesce = in_container(engine, request, "quiesce")?;
     let status = status_json(engine, container)?;
     if let Err(why) = check_commit_safe(quiesce.status.code(), &status) {
-        let outcome = match resume(engine, request) {
-            Ok(()) => "resumed".to_string(),
-            Err(error) => format!("and could not be resumed: {error}"),
-        };
-        return Err(SnapshotError::Refused(format!(
-            "{container} is not commit-safe ({why}): not committed; the container was {outcome}"
-        )));
+        return Err(refuse(engine, request, &why));
     }
 
-    let labels = labels(&status, &crate::state::now_rfc3339());
+    let labels = match labels(&status, &crate::state::now_rfc3339()) {
+        Ok(labels) => labels,
+        Err(why) => return Err(refuse(engine, request, &why)),
+    };
     let mut args = vec!["commit".to_string()];
     for (key, value) in &labels {
         args.push("--change".to_string());
-        args.push(format!("LABEL {key}=\"{value}\""));
+        args.push(label_instruction(key, value));
     }
     args.push(container.to_string());
     args.push(request.image.clone());
     say(&format!("committing {container} as {}", request.image));
     let commit = engine_ok(engine, &args)?;
-    let id = String::from_utf8_lossy(&commit.stdout)
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let id = engine::last_line(&commit);
 
     match request.after {
         After::Resume => resume(engine, request),
         After::Remove => {
             say(&format!("removing {container}"));
-            engine_ok(engine, &["rm", "-f", container]).map(|_| ())
+            // -v: the container's anonymous volumes go with it (an L2's
+            // storage volume, the `VOLUME` of an image FROM docker:dind).
+            engine_ok(engine, &["rm", "-f", "-v", container]).map(|_| ())
         }
     }
     .map_err(|error| {
@@ -154,6 +145,38 @@ fn snapshot(engine: Engine, request: &SnapshotRequest) -> Result<String, Snapsho
         ))
     })?;
     Ok(id)
+}
+
+/// Not committed: resumes the container and says why.
+fn refuse(engine: Engine, request: &SnapshotRequest, why: &str) -> SnapshotError {
+    let outcome = match resume(engine, request) {
+        Ok(()) => "resumed".to_string(),
+        Err(error) => format!("and could not be resumed: {error}"),
+    };
+    SnapshotError::Refused(format!(
+        "{} is not commit-safe ({why}): not committed; the container was {outcome}",
+        request.container
+    ))
+}
+
+/// `LABEL key="value"` for `commit --change`, which the engine parses as a
+/// Dockerfile line: a newline would start a new instruction, a `"` end the
+/// value, a `$` expand a variable. The values are checked by [`labels`]
+/// already; the quoting escapes what a Dockerfile string treats specially
+/// anyway, so no value can ever leave its quotes.
+fn label_instruction(key: &str, value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' | '"' | '$' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            c if c.is_control() => quoted.push(' '),
+            c => quoted.push(c),
+        }
+    }
+    format!("LABEL {key}=\"{quoted}\"")
 }
 
 /// Fails unless the container exists and runs.
@@ -260,33 +283,12 @@ fn exec(engine: Engine, container: &str, args: &[&str]) -> Result<Output, Snapsh
 
 /// Runs the engine's CLI; only a failure to start it is an error here.
 fn engine_output<S: AsRef<OsStr>>(engine: Engine, args: &[S]) -> Result<Output, SnapshotError> {
-    Command::new(engine.program())
-        .args(args)
-        .output()
-        .map_err(|error| {
-            SnapshotError::Engine(format!(
-                "cannot run `{}`: {error}; install it or pass --engine",
-                engine.program()
-            ))
-        })
+    engine::run(engine, args).map_err(SnapshotError::Engine)
 }
 
 /// Runs the engine's CLI; a non-zero exit is an error naming the command.
 fn engine_ok<S: AsRef<OsStr>>(engine: Engine, args: &[S]) -> Result<Output, SnapshotError> {
-    let output = engine_output(engine, args)?;
-    if output.status.success() {
-        return Ok(output);
-    }
-    let words: Vec<String> = args
-        .iter()
-        .map(|arg| arg.as_ref().to_string_lossy().into_owned())
-        .collect();
-    Err(SnapshotError::Engine(format!(
-        "`{} {}` failed: {}",
-        engine.program(),
-        words.join(" "),
-        String::from_utf8_lossy(&output.stderr).trim()
-    )))
+    engine::run_ok(engine, args).map_err(SnapshotError::Engine)
 }
 
 /// Passes the in-container client's lines on to our stderr.

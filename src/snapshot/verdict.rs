@@ -51,26 +51,53 @@ pub(super) fn check_commit_safe(quiesce_code: Option<i32>, status: &Value) -> Re
 }
 
 /// The labels of the committed image, from the in-container status.
-pub fn labels(status: &Value, now: &str) -> Vec<(String, String)> {
-    let text = |value: &Value| match value {
-        Value::String(text) => text.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    };
+///
+/// The status comes from inside the container, whose owner may craft it:
+/// each value must be what a dind-init gives (a version, a count), or the
+/// snapshot is refused with the field named. The values then reach the
+/// engine only inside quoted `LABEL` values (see `label_instruction`).
+pub fn labels(status: &Value, now: &str) -> Result<Vec<(String, String)>, String> {
     let quiesce = at(status, "/quiesces")
         .as_array()
         .and_then(|all| all.last())
-        .map_or(Value::Null, |last| at(last, "/id").clone());
-    [
-        ("version", text(at(status, "/version"))),
-        ("boot", text(at(status, "/boot/boot"))),
-        ("quiesce", text(&quiesce)),
-        ("commit-safe", text(at(status, "/commit_safe"))),
+        .map_or(&Value::Null, |last| at(last, "/id"));
+    let version = at(status, "/version");
+    let version = version
+        .as_str()
+        .filter(|text| is_version(text))
+        .ok_or_else(|| not_from_dind_init("version", version))?;
+    let count = |field: &str, value: &Value| {
+        value
+            .as_u64()
+            .map(|count| count.to_string())
+            .ok_or_else(|| not_from_dind_init(field, value))
+    };
+    Ok([
+        ("version", version.to_string()),
+        ("boot", count("boot", at(status, "/boot/boot"))?),
+        ("quiesce", count("quiesce id", quiesce)?),
+        ("commit-safe", "true".to_string()),
         ("committed-at", now.to_string()),
     ]
     .into_iter()
     .map(|(key, value)| (format!("{LABEL_PREFIX}{key}"), value))
-    .collect()
+    .collect())
+}
+
+/// A version as Cargo writes one (`0.1.0`, `1.2.3-rc.1+git`): letters,
+/// digits and `.+-_~`, at most 64 characters.
+fn is_version(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+-_~".contains(c))
+}
+
+fn not_from_dind_init(field: &str, value: &Value) -> String {
+    let shown = crate::text::cut(&crate::text::escape_controls(&value.to_string()), 80);
+    format!(
+        "its status gives {field} {shown}, which no dind-init gives; is PID 1 really dind-init?"
+    )
 }
 
 #[cfg(test)]
@@ -85,7 +112,7 @@ mod tests {
             "quiesces": [{"id": 1}, {"id": 2, "failed_stops": [], "strays": []}],
         });
         assert_eq!(
-            labels(&status, "2026-11-23T17:00:00Z"),
+            labels(&status, "2026-11-23T17:00:00Z").unwrap(),
             [
                 ("io.dind-init.version", "0.1.0"),
                 ("io.dind-init.boot", "3"),
@@ -115,5 +142,32 @@ mod tests {
             check_commit_safe(Some(1), &running).unwrap_err(),
             "phase is running, not quiesced"
         );
+    }
+
+    #[test]
+    fn a_crafted_status_gives_no_labels() {
+        let good = serde_json::json!({
+            "version": "0.1.0", "boot": {"boot": 3}, "quiesces": [{"id": 2}],
+        });
+        assert!(labels(&good, "now").is_ok());
+        let hostile = "0.1\"\nENTRYPOINT [\"/bin/evil\"]\nENV INJECTED=1\nLABEL x=\"y";
+        let mut status = good.clone();
+        status["version"] = hostile.into();
+        let why = labels(&status, "now").unwrap_err();
+        assert!(
+            why.starts_with("its status gives version \"0.1\\\"\\nENTRYPOINT"),
+            "{why}"
+        );
+        for (pointer, value) in [
+            ("/boot/boot", serde_json::json!("1\nENV B=2")),
+            ("/boot/boot", serde_json::json!(-1)),
+            ("/quiesces/0/id", serde_json::json!(1.5)),
+            ("/version", serde_json::json!("")),
+            ("/version", serde_json::json!("1.0 $HOME")),
+        ] {
+            let mut status = good.clone();
+            *status.pointer_mut(pointer).unwrap() = value.clone();
+            assert!(labels(&status, "now").is_err(), "{pointer} = {value}");
+        }
     }
 }

@@ -48,8 +48,15 @@ pub fn load(path: &Path) -> (PersistentState, Option<String>) {
 }
 
 /// The state file's contents, as read. Pure, so it is fuzzed (`fuzz/`).
+/// Every record is bounded like a new one ([`PersistentState::bounded`]).
+/// The whole file must be UTF-8: serde skips the value of a field it does
+/// not know without checking its bytes, and a file with a bad byte there
+/// would be taken as valid and then overwritten, losing what it held.
 pub fn parse(bytes: &[u8]) -> serde_json::Result<PersistentState> {
-    serde_json::from_slice(bytes)
+    let text = std::str::from_utf8(bytes).map_err(|error| {
+        <serde_json::Error as serde::de::Error>::custom(format!("not UTF-8: {error}"))
+    })?;
+    serde_json::from_str(text).map(PersistentState::bounded)
 }
 
 fn aside_path(path: &Path) -> PathBuf {
@@ -157,6 +164,17 @@ mod tests {
             b"\xff\xfe{\"boot_count\": 3}"
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_byte_in_a_field_it_does_not_know_is_no_valid_state() {
+        assert!(parse(b"{\"boot_count\": 3, \"from_a_newer_version\": \"\xff\"}").is_err());
+        assert_eq!(
+            parse(b"{\"boot_count\": 3, \"from_a_newer_version\": \"ok\"}")
+                .unwrap()
+                .boot_count,
+            3
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 mod clock;
 mod file;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::procs::ProcessInfo;
@@ -22,6 +24,11 @@ const HISTORY_LIMIT: usize = 50;
 pub const MAX_STRAYS_KEPT: usize = 20;
 /// Bytes of a stray's command line kept in a record.
 pub const MAX_COMMAND_KEPT: usize = 256;
+/// Script names kept in one record's list (failed stops, last results).
+const MAX_NAMES_KEPT: usize = 1000;
+/// Bytes kept of any other text of a record loaded from the file (names,
+/// times, states, reasons): what dind-init writes is far shorter.
+const MAX_TEXT_KEPT: usize = 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -40,6 +47,11 @@ pub struct PersistentState {
     pub shut_down_cleanly: bool,
     /// Outcome of each script in the last start/stop round.
     pub last_results: Vec<ScriptRecord>,
+    /// How many times each script's `start` has succeeded in this state, by
+    /// script name, across every boot, resume and restart (a file written
+    /// before this field existed loads with none): `DIND_INIT_STARTS`, and
+    /// `DIND_INIT_FIRST_START=1` while it is 0.
+    pub script_starts: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,8 +184,8 @@ impl PersistentState {
     /// Records a finished quiesce and marks the disk as quiesced. Its strays
     /// are bounded in number and length, so the file and every status answer
     /// stay small whatever the strays' command lines.
-    pub fn record_quiesce(&mut self, mut record: QuiesceRecord) -> u64 {
-        record.strays = bounded_strays(&record.strays);
+    pub fn record_quiesce(&mut self, record: QuiesceRecord) -> u64 {
+        let mut record = record.bounded();
         record.id = self.quiesces.last().map_or(1, |q| q.id.saturating_add(1));
         record.boot = self.boot_count;
         let id = record.id;
@@ -182,20 +194,84 @@ impl PersistentState {
         self.quiesced = true;
         id
     }
+
+    /// Completed starts of script `name` in this state so far.
+    pub fn starts_of(&self, name: &str) -> u64 {
+        self.script_starts.get(name).copied().unwrap_or(0)
+    }
+
+    /// Counts one more completed start of script `name`.
+    pub fn record_start(&mut self, name: &str) {
+        let count = self.script_starts.entry(name.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+    }
+
+    /// The state as read from a file, bounded like the records dind-init
+    /// makes itself: a file written by hand, by an older version or by
+    /// anyone who could write it cannot make the state or a status answer
+    /// grow without bound.
+    pub fn bounded(mut self) -> Self {
+        trim_front(&mut self.boots);
+        for boot in &mut self.boots {
+            boot.at = cut(&boot.at, MAX_TEXT_KEPT);
+        }
+        trim_front(&mut self.quiesces);
+        self.quiesces = self
+            .quiesces
+            .into_iter()
+            .map(QuiesceRecord::bounded)
+            .collect();
+        self.last_results.truncate(MAX_NAMES_KEPT);
+        for result in &mut self.last_results {
+            result.name = cut(&result.name, MAX_TEXT_KEPT);
+            result.state = cut(&result.state, MAX_TEXT_KEPT);
+        }
+        // Script names are file names (at most 255 bytes): a longer key
+        // names no script and is dropped, never cut into another's name.
+        self.script_starts = std::mem::take(&mut self.script_starts)
+            .into_iter()
+            .filter(|(name, _)| name.len() <= MAX_TEXT_KEPT)
+            .take(MAX_NAMES_KEPT)
+            .collect();
+        self
+    }
+}
+
+impl QuiesceRecord {
+    /// Strays as [`bounded_strays`] keeps them, and every other list and
+    /// text of the record bounded too.
+    fn bounded(mut self) -> Self {
+        self.at = cut(&self.at, MAX_TEXT_KEPT);
+        self.failed_stops.truncate(MAX_NAMES_KEPT);
+        for name in &mut self.failed_stops {
+            *name = cut(name, MAX_TEXT_KEPT);
+        }
+        self.strays = bounded_strays(&self.strays);
+        self.not_saved = self.not_saved.map(|why| cut(&why, MAX_TEXT_KEPT));
+        self
+    }
 }
 
 /// At most [`MAX_STRAYS_KEPT`] strays, each command line cut to
-/// [`MAX_COMMAND_KEPT`] bytes; a last entry (pid 0) counts the ones left out.
+/// [`MAX_COMMAND_KEPT`] bytes; a last entry (pid 0) counts the ones left
+/// out. Bounding a list already bounded keeps it as it is.
 pub fn bounded_strays(strays: &[ProcessInfo]) -> Vec<ProcessInfo> {
+    // A list of one more than the limit is already bounded: its last entry
+    // is the count of the ones left out.
+    let keep = if strays.len() == MAX_STRAYS_KEPT.saturating_add(1) {
+        strays.len()
+    } else {
+        MAX_STRAYS_KEPT
+    };
     let mut kept: Vec<ProcessInfo> = strays
         .iter()
-        .take(MAX_STRAYS_KEPT)
+        .take(keep)
         .map(|p| ProcessInfo {
             command: cut(&p.command, MAX_COMMAND_KEPT),
             ..p.clone()
         })
         .collect();
-    let left_out = strays.len().saturating_sub(MAX_STRAYS_KEPT);
+    let left_out = strays.len().saturating_sub(keep);
     if left_out > 0 {
         kept.push(ProcessInfo {
             pid: 0,
@@ -292,6 +368,38 @@ mod tests {
         assert_eq!(kept.last().unwrap().command, "... and 10 more");
         let json = serde_json::to_vec(&state).unwrap();
         assert!(json.len() < 16 * 1024, "{} bytes", json.len());
+    }
+
+    #[test]
+    fn each_script_counts_its_own_completed_starts_and_old_files_load() {
+        let old_file: PersistentState =
+            serde_json::from_str(r#"{"boot_count": 4, "quiesced": true}"#).unwrap();
+        assert_eq!(old_file.starts_of("10-a.sh"), 0);
+        let mut state = old_file;
+        state.record_start("10-a.sh");
+        state.record_start("10-a.sh");
+        state.record_start("20-b.sh");
+        let reloaded: PersistentState =
+            serde_json::from_slice(&serde_json::to_vec(&state).unwrap()).unwrap();
+        assert_eq!(reloaded.starts_of("10-a.sh"), 2);
+        assert_eq!(reloaded.starts_of("20-b.sh"), 1);
+        assert_eq!(reloaded.starts_of("30-new.sh"), 0);
+    }
+
+    #[test]
+    fn bounding_a_bounded_list_keeps_it() {
+        let stray = |n: i32| ProcessInfo {
+            pid: n,
+            ppid: 1,
+            state: 'S',
+            command: "x".repeat(1000),
+        };
+        let many: Vec<_> = (1..=30).map(stray).collect();
+        let once = bounded_strays(&many);
+        assert_eq!(bounded_strays(&once), once);
+        assert_eq!(once.last().unwrap().command, "... and 10 more");
+        let few: Vec<_> = (1..=3).map(stray).collect();
+        assert_eq!(bounded_strays(&bounded_strays(&few)), bounded_strays(&few));
     }
 
     #[test]

@@ -167,6 +167,13 @@ pub struct ScriptStatus {
     /// The last lines of its output (start, stop and its daemons), escaped.
     #[serde(default)]
     pub tail: Vec<String>,
+    /// Its starts completed in this state before its latest one
+    /// (`DIND_INIT_STARTS`; 0: that start was its first, `DIND_INIT_FIRST_START=1`).
+    #[serde(default)]
+    pub starts_before: u64,
+    /// Its starts completed in this state so far, this boot's included.
+    #[serde(default)]
+    pub completed_starts: u64,
 }
 
 impl ScriptStatus {
@@ -181,6 +188,8 @@ impl ScriptStatus {
             daemon_exit: None,
             restarts: 0,
             tail: Vec::new(),
+            starts_before: 0,
+            completed_starts: 0,
         }
     }
 

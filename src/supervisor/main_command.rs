@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::event::Event;
 use crate::reaper::ChildExit;
 use crate::status::{MainState, MainStatus};
-use crate::sys::take_terminal_in_child;
+use crate::sys::{close_inherited_fds, restore_inherited_in_child, take_terminal_in_child};
 use crate::text::escape_controls;
 
 use super::Supervisor;
@@ -48,7 +48,12 @@ impl Supervisor {
             .current_dir(&self.config.main_cwd)
             .process_group(0);
         take_terminal_in_child(&mut command);
-        match self.reaper.spawn_main(&mut command) {
+        restore_inherited_in_child(&mut command);
+        let spawned = self.reaper.spawn_main(&mut command);
+        // The main command has its copies now; ours would only keep its
+        // pipes and sockets open after it closed them.
+        close_inherited_fds();
+        match spawned {
             Ok((child, exit)) => {
                 let pid = child.id() as i32;
                 main.pid = Some(pid);

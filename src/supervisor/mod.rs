@@ -63,11 +63,25 @@ struct Pending {
     /// What has been asked for and not yet done.
     intents: Intents,
     /// Clients answered when the quiesce is done (or refused).
-    quiesce_waiters: Vec<Reply>,
+    quiesce_waiters: Waiters,
     /// Clients answered when the resumed starts are done (or refused).
-    resume_waiters: Vec<Reply>,
+    resume_waiters: Waiters,
     /// Scripts (round index) to stop and start again, with the back-off before each.
     restarts: VecDeque<(usize, Duration)>,
+}
+
+/// Clients waiting for the end of an operation. A client that gave up (its
+/// request timed out, it hung up) is dropped at the next one's arrival, so
+/// a long quiesce costs no more than the clients still waiting for it.
+#[derive(Debug, Default)]
+struct Waiters(Vec<Reply>);
+
+impl Waiters {
+    /// Adds `waiter` (if any), first dropping the ones nobody listens to.
+    fn extend(&mut self, waiter: Option<Reply>) {
+        self.0.retain(|waiting| !waiting.is_closed());
+        self.0.extend(waiter);
+    }
 }
 
 /// A script of the current round and what happened to it.
@@ -157,7 +171,11 @@ impl Supervisor {
         events: UnboundedReceiver<Event>,
         event_sender: UnboundedSender<Event>,
     ) -> (Self, watch::Receiver<Status>) {
-        let (mut state, warning) = state::load(&config.state_path);
+        let (mut state, warning) = if config.owns_paths {
+            state::load(&config.state_path)
+        } else {
+            (PersistentState::default(), None)
+        };
         if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
@@ -302,24 +320,39 @@ impl Supervisor {
             .collect();
     }
 
-    /// Writes the boot record on a blocking thread without waiting for it:
-    /// nothing on the way to the first script or the main command waits for
-    /// the disk. The next save waits for this one first, so saves never pass
-    /// each other.
+    /// Writes the state (the boot record, the starts counted) on a blocking
+    /// thread without waiting for it: nothing on the way to the first
+    /// script or the main command waits for the disk. It runs after the
+    /// save still pending, and the next save waits for it, so saves never
+    /// pass each other.
     fn save_state_in_background(&mut self) {
+        if !self.config.owns_paths {
+            return;
+        }
         let path = self.config.state_path.clone();
         let state = self.state.clone();
-        self.pending_save = Some(tokio::task::spawn_blocking(move || {
+        let earlier = self.pending_save.take();
+        let save = move || {
             if let Err(error) = state::save(&path, &state, Durability::Atomic) {
                 warn_not_saved(&error);
             }
-        }));
+        };
+        self.pending_save = Some(match earlier {
+            None => tokio::task::spawn_blocking(save),
+            Some(earlier) => tokio::spawn(async move {
+                let _ = earlier.await;
+                let _ = tokio::task::spawn_blocking(save).await;
+            }),
+        });
     }
 
     /// Saves the state file (`Fsync`: file and directory fsynced) on a
     /// blocking thread while events are handled; on failure, logs it and
     /// returns why.
     async fn save_state(&mut self, durability: Durability) -> Result<(), String> {
+        if !self.config.owns_paths {
+            return Err("this dind-init keeps no state file: another one owns its paths".into());
+        }
         if let Some(earlier) = self.pending_save.take() {
             self.await_handling_events(earlier, |_| false).await;
         }
@@ -351,8 +384,8 @@ fn answer(waiter: Option<Reply>, result: Result<Status, Refusal>) {
 }
 
 /// Answers every waiting client the same.
-fn answer_all(waiters: &mut Vec<Reply>, result: Result<Status, Refusal>) {
-    for waiter in waiters.drain(..) {
+fn answer_all(waiters: &mut Waiters, result: Result<Status, Refusal>) {
+    for waiter in waiters.0.drain(..) {
         let _ = waiter.send(result.clone());
     }
 }

@@ -39,6 +39,7 @@ impl Supervisor {
             previous: self.boot.previous.as_str(),
             reason,
             socket: self.config.socket.clone(),
+            starts_before: self.state.starts_of(&script.name),
         };
         let running = match script::spawn(&self.reaper, &script, action, &env, &tail) {
             Ok(running) => running,
@@ -118,6 +119,13 @@ impl Supervisor {
                 exit.to_string(),
             )
         };
+        if action == Action::Start && result.outcome == Outcome::Succeeded {
+            self.state.record_start(&script.name);
+            if let Some(tracked) = self.scripts.get_mut(index) {
+                tracked.status.starts_before = env.starts_before;
+                tracked.status.completed_starts = self.state.starts_of(&script.name);
+            }
+        }
         match &result.reason {
             None => tracing::info!("{label}: ok in {duration_ms}ms"),
             Some(why) => tracing::error!("{label} failed: {why}"),

@@ -62,6 +62,15 @@ impl Supervisor {
             }
         }
         self.record_results();
+        if self
+            .scripts
+            .iter()
+            .any(|t| t.status.state == ScriptState::Started)
+        {
+            // The starts just counted survive a `docker kill` too; written
+            // in the background, so nothing waits for the disk.
+            self.save_state_in_background();
+        }
         let intents = &self.pending.intents;
         if intents.shutdown.is_some() || intents.quiesce {
             answer_all(
@@ -112,6 +121,7 @@ impl Supervisor {
         if matches!(outcome, Outcome::Succeeded | Outcome::Interrupted) {
             return true;
         }
+        self.stop_daemons_left_by(index, "its start failed").await;
         if self.config.on_start_failure == StartFailurePolicy::Abort {
             tracing::error!(
                 "start of {name} failed: stopping what started, then exiting {EXIT_START_FAILED} (DIND_INIT_ON_START_FAILURE=continue goes on instead)"
@@ -167,6 +177,11 @@ impl Supervisor {
     }
 
     fn discover(&mut self) {
+        if !self.config.owns_paths {
+            // A second dind-init: the scripts are the live one's to run.
+            self.scripts.clear();
+            return;
+        }
         let dir = &self.config.init_dir;
         match discovery::discover(dir, self.config.init_dir_explicit) {
             Ok(found) => {
@@ -186,7 +201,10 @@ impl Supervisor {
                     .into_iter()
                     .map(|script| {
                         let tail = self.tail_of(&script.name);
-                        Tracked::new(script, tail)
+                        let completed_starts = self.state.starts_of(&script.name);
+                        let mut tracked = Tracked::new(script, tail);
+                        tracked.status.completed_starts = completed_starts;
+                        tracked
                     })
                     .collect();
                 self.scripts = scripts;

@@ -43,6 +43,9 @@ impl Supervisor {
         tracked.status.state = ScriptState::Stopping;
         self.publish();
         let result = self.run_script(index, Action::Stop, reason).await;
+        if result.outcome == Outcome::TimedOut {
+            self.stop_daemons_left_by(index, "its stop timed out").await;
+        }
         let tracked = self.scripts.get_mut(index)?;
         let succeeded = result.outcome == Outcome::Succeeded;
         tracked.status.state = if succeeded {
@@ -73,7 +76,7 @@ impl Supervisor {
             return;
         }
         self.flush().await;
-        self.strays = self.settle_strays().await;
+        self.strays = state::bounded_strays(&self.settle_strays().await);
         if self.pending.intents.shutdown.is_some() {
             // The shutdown that cut the settle short takes over; its own
             // stops have nothing left to do.

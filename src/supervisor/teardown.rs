@@ -1,5 +1,6 @@
 //! Making processes go: polling until our descendants are gone, SIGTERM then
-//! SIGKILL to whatever is left at shutdown, and the one file-system flush.
+//! SIGKILL to whatever is left at shutdown or to what a failed start left
+//! running, and the one file-system flush.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -99,6 +100,98 @@ impl Supervisor {
                 .await;
         }
     }
+}
+
+impl Supervisor {
+    /// What script `index` left running does not outlive a start that
+    /// failed, nor a stop that timed out (`why` says which): SIGTERM to each
+    /// of its daemons (and to any it hands over to while it goes), the grace
+    /// period, then SIGKILL, as systemd does with a unit whose start failed
+    /// or whose stop timed out. A failed start gets no stop, and a timed-out
+    /// stop's own process group is killed, not the daemons (they are in the
+    /// start's group): without this a half-started or unstopped daemon would
+    /// run on, and a resume would start a second one beside it.
+    pub(super) async fn stop_daemons_left_by(&mut self, index: usize, why: &str) {
+        let Some(tracked) = self.scripts.get(index) else {
+            return;
+        };
+        if tracked.status.daemons.is_empty() {
+            return;
+        }
+        let name = tracked.script.name.clone();
+        tracing::warn!(
+            "[{name}] {why}: sending SIGTERM to what it left running: {}",
+            daemon_list(&tracked.status.daemons)
+        );
+        let mut signalled = HashSet::new();
+        if self
+            .signal_daemons_until_gone(index, Signal::SIGTERM, self.config.grace, &mut signalled)
+            .await
+        {
+            return;
+        }
+        if let Some(tracked) = self.scripts.get(index) {
+            tracing::warn!(
+                "[{name}] still running after the {:.1}s grace period, sending SIGKILL: {}",
+                self.config.grace.as_secs_f64(),
+                daemon_list(&tracked.status.daemons)
+            );
+        }
+        signalled.clear();
+        if !self
+            .signal_daemons_until_gone(index, Signal::SIGKILL, KILL_WAIT, &mut signalled)
+            .await
+        {
+            tracing::warn!(
+                "[{name}] what it left running survived SIGKILL (uninterruptible sleep?); going on"
+            );
+        }
+    }
+
+    /// Sends `signal` to every daemon of script `index` not yet in
+    /// `signalled`, again for each newly watched one, until none is left
+    /// (true) or `limit` passes (false). A daemon leaves the list when the
+    /// reaper reports its exit, so a pid here is never a recycled one.
+    async fn signal_daemons_until_gone(
+        &mut self,
+        index: usize,
+        signal: Signal,
+        limit: Duration,
+        signalled: &mut HashSet<i32>,
+    ) -> bool {
+        let deadline = Instant::now().checked_add(limit);
+        loop {
+            let Some(tracked) = self.scripts.get(index) else {
+                return true;
+            };
+            // A forced shutdown (a second SIGTERM) kills everything at once anyway.
+            if tracked.status.daemons.is_empty() || self.pending.intents.force {
+                return true;
+            }
+            for daemon in &tracked.status.daemons {
+                if signalled.insert(daemon.pid) {
+                    // Gone already (ESRCH) is what we want.
+                    let _ = send_signal(Pid::from_raw(daemon.pid), signal as i32);
+                }
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return false;
+            }
+            self.await_handling_events(tokio::time::sleep(PROCESS_POLL), |s| {
+                s.pending.intents.force
+            })
+            .await;
+        }
+    }
+}
+
+/// `PID (COMMAND), ...` for a log line.
+fn daemon_list(daemons: &[crate::status::DaemonInfo]) -> String {
+    let listed: Vec<_> = daemons
+        .iter()
+        .map(|d| format!("{} ({})", d.pid, d.command))
+        .collect();
+    listed.join(", ")
 }
 
 /// A forced shutdown (a second SIGTERM) ends a wait.

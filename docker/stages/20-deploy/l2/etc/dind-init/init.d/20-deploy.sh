@@ -1,7 +1,10 @@
 #!/bin/sh
 # Stage 20's runtime work: "deploy" by writing records through the service,
-# one HTTP request each, as a test environment deploys contracts. Done once:
-# the marker on disk (committed with the container) makes later boots skip.
+# one HTTP request each, as a test environment deploys contracts. Done once,
+# on this script's own first start in this state (DIND_INIT_FIRST_START=1;
+# the state file is committed with the container): later boots, and the
+# setup runs of later stages, skip it. /srv/app/data/.deployed says what
+# was deployed, for the next stage and for people.
 #
 # Settings (environment): DEPLOY_RECORDS (default 4000).
 set -eu
@@ -11,8 +14,8 @@ url=http://127.0.0.1:${HTTPD_PORT:-8080}/cgi-bin/record.cgi
 
 case "${1:-}" in
 start)
-    if [ -e "$marker" ]; then
-        echo "already deployed ($(cat "$marker")): skipping (boot ${DIND_INIT_BOOT:-?}, restored=${DIND_INIT_RESTORED:-0})"
+    if [ "${DIND_INIT_FIRST_START:-1}" != 1 ]; then
+        echo "already deployed ($(cat "$marker" 2>/dev/null)): skipping (start $((DIND_INIT_STARTS + 1)), boot ${DIND_INIT_BOOT:-?}, restored=${DIND_INIT_RESTORED:-0})"
         exit 0
     fi
     count=${DEPLOY_RECORDS:-4000}

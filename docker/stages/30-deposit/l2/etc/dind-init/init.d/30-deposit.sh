@@ -1,6 +1,8 @@
 #!/bin/sh
 # Stage 30's runtime work: DEPOSIT_RECORDS more records through the service,
-# once, on top of stage 20's deployment.
+# once, on top of stage 20's deployment. Stage 30's setup run boots
+# restored (from stage 20's commit), so "once" is this script's own first
+# start (DIND_INIT_FIRST_START=1), not DIND_INIT_RESTORED=0.
 #
 # Settings (environment): DEPOSIT_RECORDS (default 100).
 set -eu
@@ -10,8 +12,8 @@ url=http://127.0.0.1:${HTTPD_PORT:-8080}/cgi-bin/record.cgi
 
 case "${1:-}" in
 start)
-    if [ -e "$marker" ]; then
-        echo "already deposited ($(cat "$marker")): skipping"
+    if [ "${DIND_INIT_FIRST_START:-1}" != 1 ]; then
+        echo "already deposited ($(cat "$marker" 2>/dev/null)): skipping"
         exit 0
     fi
     [ -e /srv/app/data/.deployed ] || { echo "nothing deployed yet: stage 20 must come first" >&2; exit 1; }

@@ -11,11 +11,14 @@ psql() { docker exec pg psql -U postgres -d postgres -Atq "$@"; }
 
 case "${1:-}" in
 start)
-    if [ "$(psql -c "SELECT to_regclass('pgbench_accounts') IS NOT NULL")" = t ]; then
+    # The marker table, not the pgbench tables: an interrupted `pgbench -i`
+    # leaves tables with part of the rows (it drops and refills them when run again).
+    if [ "$(psql -c "SELECT to_regclass('dind_pgbench_done') IS NOT NULL")" = t ]; then
         echo "pgbench tables there"
         exit 0
     fi
     docker exec pg pgbench -i -q -s "${PGBENCH_SCALE:-10}" -U postgres postgres 2>&1
+    psql -c "CREATE TABLE dind_pgbench_done ()"
     echo "pgbench -i -s ${PGBENCH_SCALE:-10} done"
     ;;
 stop)

@@ -1,0 +1,513 @@
+//! `dind-init pool` against the real engines (docker, and podman rootful in
+//! `podman_pool_…`): concurrent takes never share a member, a member killed
+//! while waiting is replaced, `take` on an empty pool waits for the first
+//! ready member and no longer than its timeout, `release` removes the
+//! anonymous volumes, `drain` leaves nothing behind, and bad input gets one
+//! line. The members are the base image with a start that takes a while
+//! ([`WARM_SCRIPT`]), not the DinD stack: what is tested is the pool.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::docker::{TestImage, engine, engine_ok, require_engine, unique};
+use crate::harness::dind_init;
+use crate::snapshot::text;
+
+/// A start that takes two seconds: a member is `starting` that long.
+pub(crate) const WARM_SCRIPT: (&str, &str) =
+    ("10-warm.sh", "[ \"$1\" = start ] && sleep 2; exit 0");
+
+/// A start that never ends: a member of this image is never ready.
+pub(crate) const HANGING_SCRIPT: (&str, &str) = (
+    "10-hang.sh",
+    "[ \"$1\" = start ] && exec sleep 1000; exit 0",
+);
+
+/// A pool of one test: its name, engine, run args and log; drained (all
+/// members, taken or not) on drop, whatever the test left.
+pub(crate) struct Pool {
+    pub(crate) name: String,
+    pub(crate) engine: &'static str,
+    pub(crate) run_args: Vec<String>,
+    pub(crate) log: PathBuf,
+}
+
+impl Pool {
+    pub(crate) fn new(engine: &'static str, run_args: &[&str]) -> Self {
+        Pool {
+            name: unique("pool"),
+            engine,
+            run_args: run_args.iter().map(|arg| arg.to_string()).collect(),
+            log: std::env::temp_dir().join(format!("{}.log", unique("dind-init-pool"))),
+        }
+    }
+
+    /// `dind-init pool --engine ENGINE ARGS`, its refills logging to `self.log`.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = dind_init();
+        command
+            .args(["pool", "--engine", self.engine])
+            .args(args)
+            .env("DIND_INIT_POOL_LOG", &self.log);
+        command
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .expect("cannot run dind-init pool")
+    }
+
+    /// Runs it, which must exit 0; its stdout, trimmed.
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(output.status.success(), "pool {args:?}: {}", text(&output));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// `fill IMAGE --name POOL --size N [--wait] -- RUN-ARGS`.
+    pub(crate) fn fill(&self, image: &str, size: u32, wait: bool) {
+        let size = size.to_string();
+        let mut args = vec!["fill", image, "--name", &self.name, "--size", &size];
+        if wait {
+            args.push("--wait");
+        }
+        args.push("--");
+        args.extend(self.run_args.iter().map(String::as_str));
+        assert_eq!(self.ok(&args), self.name);
+    }
+
+    pub(crate) fn take(&self) -> String {
+        self.ok(&["take", &self.name, "--timeout", "120"])
+    }
+
+    /// `ls --json`: (name, state) of every member.
+    pub(crate) fn members(&self) -> Vec<(String, String)> {
+        let listed: Value = serde_json::from_str(&self.ok(&["ls", &self.name, "--json"])).unwrap();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_string(),
+                    m["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Containers with the pool's label, as the engine itself lists them.
+    pub(crate) fn containers(&self) -> Vec<String> {
+        let filter = format!("label=io.dind-init.pool={}", self.name);
+        engine_ok(self.engine, &["ps", "-a", "-q", "--filter", &filter])
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The pool log and `command`'s stderr, which must contain `line`.
+    pub(crate) fn assert_said(&self, command: &Output, line: &str) -> String {
+        let said = format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            String::from_utf8_lossy(&command.stderr)
+        );
+        assert!(said.contains(line), "no line says `{line}`: {said}");
+        said
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let _ = self.run(&["drain", &self.name, "--all"]);
+        for id in self.containers() {
+            let _ = engine(self.engine, &["rm", "-f", "-v", &id]);
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Polls `condition` (each try runs the engine's CLI a few times) until it
+/// holds; a member's boot on a loaded machine takes seconds.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// `dind-init status` in the container exits 0: running and healthy.
+fn is_ready(engine_name: &str, name: &str) -> bool {
+    engine(engine_name, &["exec", name, "dind-init", "status"])
+        .status
+        .success()
+}
+
+/// Six processes take at once from a pool of four: six different members,
+/// each renamed taken and healthy when handed out (the last two only once
+/// replacements got ready).
+pub(crate) fn concurrent_takes_never_share(pool: &Pool, image: &str) {
+    pool.fill(image, 4, true);
+    let takers: Vec<_> = (0..6)
+        .map(|_| {
+            pool.command(&["take", &pool.name, "--timeout", "180"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut names: Vec<String> = takers
+        .into_iter()
+        .map(|taker| {
+            let output = taker.wait_with_output().unwrap();
+            assert!(output.status.success(), "take: {}", text(&output));
+            let name = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            assert!(
+                is_ready(pool.engine, &name),
+                "{name} was handed out not ready"
+            );
+            name
+        })
+        .collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        before,
+        "two takes got the same member: {names:?}"
+    );
+    for name in &names {
+        assert!(name.ends_with("-taken"), "{names:?}");
+        assert!(
+            engine(pool.engine, &["container", "inspect", name])
+                .status
+                .success()
+        );
+    }
+}
+
+/// A take, which must hand out a ready member other than `gone`; its output.
+fn take_another_than(pool: &Pool, gone: &str) -> Output {
+    let take = pool.run(&["take", &pool.name, "--timeout", "120"]);
+    assert!(take.status.success(), "{}", text(&take));
+    let taken = String::from_utf8_lossy(&take.stdout).trim().to_string();
+    assert_ne!(taken, format!("{gone}-taken"), "{gone} was handed out");
+    assert!(
+        is_ready(pool.engine, &taken),
+        "{taken} was handed out not ready"
+    );
+    take
+}
+
+/// A ready member killed while waiting: the next take hands out another,
+/// and the pool is back to two ready members without it, the log (or the
+/// take's own lines) saying why it went.
+pub(crate) fn a_killed_member_is_replaced(pool: &Pool, image: &str) {
+    pool.fill(image, 2, true);
+    let members = pool.members();
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(
+        members.iter().all(|(_, state)| state == "ready"),
+        "{members:?}"
+    );
+    let killed = members[0].0.clone();
+    engine_ok(pool.engine, &["kill", &killed]);
+    let take = take_another_than(pool, &killed);
+    wait_for(
+        "the pool is back to two ready members, the killed one gone",
+        || {
+            let members = pool.members();
+            let ready = members.iter().filter(|(_, state)| state == "ready").count();
+            ready == 2 && !members.iter().any(|(name, _)| *name == killed)
+        },
+    );
+    pool.assert_said(
+        &take,
+        &format!("removed {killed} (unhealthy: exited with code 137)"),
+    );
+}
+
+/// A start that leaves a daemon, which the test kills: the member turns
+/// unhealthy (its script `degraded`).
+const DAEMON_SCRIPT: (&str, &str) = (
+    "20-daemon.sh",
+    "[ \"$1\" = start ] && { sleep 1000 & }; exit 0",
+);
+
+/// The only member of a pool turns unhealthy while waiting (its daemon
+/// died): `ls` says so with the status' reason, and a take removes it,
+/// saying why, and hands out its replacement once that is ready.
+pub(crate) fn an_unhealthy_member_is_replaced(pool: &Pool, image: &str) {
+    pool.fill(image, 1, true);
+    let [(sick, _)] = <[(String, String); 1]>::try_from(pool.members()).unwrap();
+    engine_ok(
+        pool.engine,
+        &["exec", &sick, "sh", "-c", "kill $(pidof sleep)"],
+    );
+    wait_for("ls shows the member unhealthy", || {
+        pool.members() == [(sick.clone(), "unhealthy".to_string())]
+    });
+    let take = take_another_than(pool, &sick);
+    let said = pool.assert_said(
+        &take,
+        &format!("removed {sick} (unhealthy: phase: running (not healthy)"),
+    );
+    assert!(said.contains("20-daemon.sh degraded"), "{said}");
+}
+
+/// `take` right after a `fill` without `--wait`: it waits, and what it
+/// hands out is ready (the start takes 2 s). From a pool whose members
+/// never get ready, `take --timeout 2` gives up after about 2 s.
+pub(crate) fn take_waits_for_the_first_ready_and_no_longer(
+    pool: &Pool,
+    image: &str,
+    never_ready: &Pool,
+    hanging_image: &str,
+) {
+    pool.fill(image, 1, false);
+    let taken = pool.take();
+    assert!(
+        is_ready(pool.engine, &taken),
+        "{taken} was handed out while starting"
+    );
+
+    never_ready.fill(hanging_image, 1, false);
+    let started = Instant::now();
+    let output = never_ready.run(&["take", &never_ready.name, "--timeout", "2"]);
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&format!(
+            "no member of pool {} got ready within 2 s",
+            never_ready.name
+        )),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(15),
+        "take --timeout 2 returned after {elapsed:?}"
+    );
+    let members = never_ready.members();
+    assert!(
+        members.iter().all(|(_, state)| state == "starting"),
+        "{members:?}"
+    );
+}
+
+/// `release` removes the member and its anonymous volume; a container
+/// that is not a member is refused and kept.
+pub(crate) fn release_removes_the_anonymous_volumes(pool: &Pool, image: &str) {
+    pool.fill(image, 1, true);
+    let taken = pool.take();
+    let volume = engine_ok(
+        pool.engine,
+        &["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", &taken],
+    );
+    assert!(!volume.is_empty(), "the member has no anonymous volume");
+    pool.ok(&["release", &taken]);
+    assert!(
+        !engine(pool.engine, &["container", "inspect", &taken])
+            .status
+            .success()
+    );
+    assert!(
+        !engine(pool.engine, &["volume", "inspect", &volume])
+            .status
+            .success(),
+        "release left the volume {volume}"
+    );
+
+    let run_args: Vec<&str> = pool.run_args.iter().map(String::as_str).collect();
+    let outsider = crate::docker::Container::run_on(pool.engine, image, &run_args);
+    let output = pool.run(&["release", &outsider.id]);
+    assert_eq!(output.status.code(), Some(4), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is not a pool member"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        engine(pool.engine, &["container", "inspect", &outsider.id])
+            .status
+            .success()
+    );
+}
+
+/// `drain` removes the waiting members and the replacement a take's
+/// refill is starting, keeps the taken one; `drain --all` leaves nothing,
+/// and no refill runs on afterwards.
+pub(crate) fn drain_leaves_nothing_behind(pool: &Pool, image: &str) {
+    pool.fill(image, 2, true);
+    let taken = pool.take();
+    pool.ok(&["drain", &pool.name]);
+    assert_eq!(
+        pool.members(),
+        [(taken.clone(), "taken".to_string())],
+        "drain without --all"
+    );
+    pool.ok(&["drain", &pool.name, "--all"]);
+    assert_eq!(pool.containers(), Vec::<String>::new());
+    let filter = format!("label=io.dind-init.pool={}", pool.name);
+    assert_eq!(
+        engine_ok(pool.engine, &["volume", "ls", "-q", "--filter", &filter]),
+        "",
+        "drain --all left the pool's claim volumes"
+    );
+    assert!(
+        !refill_running(&pool.name),
+        "a refill of {} still runs after drain --all",
+        pool.name
+    );
+}
+
+/// A `dind-init pool … refill POOL` process on this host.
+fn refill_running(pool: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|bytes| {
+            let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
+            line.contains(" pool ") && line.contains(&format!(" refill {pool} "))
+        })
+    })
+}
+
+/// Runs `check` on a fresh Docker pool of an image with `script`.
+fn on_docker(script: (&str, &str), run_args: &[&str], check: fn(&Pool, &str)) {
+    let image = TestImage::build("pool", &[script], false);
+    check(&Pool::new("docker", run_args), &image.tag);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_concurrent_takes_never_share_a_member() {
+    on_docker(WARM_SCRIPT, &[], concurrent_takes_never_share);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_a_member_killed_while_waiting_is_replaced() {
+    on_docker(WARM_SCRIPT, &[], a_killed_member_is_replaced);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_a_member_turned_unhealthy_is_removed_with_its_reason_and_replaced() {
+    on_docker(DAEMON_SCRIPT, &[], an_unhealthy_member_is_replaced);
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_take_waits_for_the_first_ready_member_and_not_past_its_timeout() {
+    let image = TestImage::build("pool-wait", &[WARM_SCRIPT], false);
+    let hanging = TestImage::build("pool-never", &[HANGING_SCRIPT], false);
+    take_waits_for_the_first_ready_and_no_longer(
+        &Pool::new("docker", &[]),
+        &image.tag,
+        &Pool::new("docker", &[]),
+        &hanging.tag,
+    );
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_release_removes_the_anonymous_volumes() {
+    on_docker(
+        WARM_SCRIPT,
+        &["-v", "/scratch"],
+        release_removes_the_anonymous_volumes,
+    );
+}
+
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_drain_leaves_nothing_behind() {
+    on_docker(WARM_SCRIPT, &[], drain_leaves_nothing_behind);
+}
+
+/// Each kind of bad input: one line naming the thing and what to do.
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_pool_bad_input_gets_one_line_each() {
+    require_engine();
+    let image = TestImage::build("pool-bad", &[WARM_SCRIPT], false);
+    let other = TestImage::build("pool-bad-other", &[WARM_SCRIPT], false);
+    let pool = Pool::new("docker", &[]);
+    let refused = |args: &[&str], code: i32, says: &str| {
+        let output = pool.run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            text(&output)
+        );
+        assert!(stderr.contains(says), "{args:?}: {}", text(&output));
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            text(&output)
+        );
+    };
+    // An image whose PID 1 is not dind-init.
+    let context = std::env::temp_dir().join(unique("dind-init-e2e-not-dind-init"));
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!(
+            "FROM {}\nENTRYPOINT [\"/bin/sh\"]\n",
+            crate::docker::base_image()
+        ),
+    )
+    .unwrap();
+    let plain = TestImage {
+        tag: format!("dind-init-e2e/{}:latest", unique("pool-plain")),
+    };
+    crate::docker::docker_ok(&["build", "-q", "-t", &plain.tag, context.to_str().unwrap()]);
+    std::fs::remove_dir_all(&context).unwrap();
+    refused(
+        &["fill", &plain.tag, "--size", "1", "--name", &pool.name],
+        4,
+        "is not a dind-init image (its ENTRYPOINT is `/bin/sh`)",
+    );
+    refused(
+        &["take", &pool.name],
+        4,
+        &format!("no pool {} in docker", pool.name),
+    );
+    refused(
+        &["fill", &image.tag, "--size", "0"],
+        2,
+        "--size 0: a pool holds 1 to 64",
+    );
+    refused(
+        &["fill", &image.tag, "--size", "5000"],
+        2,
+        "give a smaller number",
+    );
+    pool.fill(&image.tag, 1, false);
+    refused(
+        &["fill", &other.tag, "--size", "1", "--name", &pool.name],
+        4,
+        &format!("pool {} holds members of `{}`", pool.name, image.tag),
+    );
+    let output = pool
+        .command(&["take", &pool.name])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("the docker engine is not running or not reachable"),
+        "{}",
+        text(&output)
+    );
+}
