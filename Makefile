@@ -49,9 +49,10 @@ bench: build
 fuzz:
 	scripts/fuzz.sh 300
 
-# Long runs, not in CI: 1000 quiesce/resume cycles in a PID namespace and 20
-# commit/restore cycles with the real engine, checking every byte.
-soak: base
+# Long runs, not in CI: one PID 1 through 1000 quiesce/resume cycles in a PID
+# namespace and one container through 20 snapshot cycles, checking every
+# byte a real service stored; the table goes into docs/development.md.
+soak: images
 	scripts/soak
 
 # Release binaries for x86_64 and aarch64 with SHA256SUMS, in dist/.
@@ -69,14 +70,18 @@ reproducible: dist
 test-multiarch: dist
 	scripts/test-multiarch.sh
 
+# The example's figures, written into docs/staged-images.md by the command that measures them.
 figures: images
-	docker/figures.sh
+	@mkdir -p target
+	docker/figures.sh >target/example-figures.md
+	scripts/write-figures docs/staged-images.md example-figures "make figures" <target/example-figures.md
 
-# What a runner pulls from a real registry (README): the registry test's figures.
+# What a runner pulls from a real registry: the registry test's figures, into docs/snapshot.md.
 registry-figures: base
 	cargo test --locked --test integration registry:: -- --include-ignored --nocapture >target/registry-figures.log 2>&1 \
 		|| { cat target/registry-figures.log; exit 1; }
-	@grep '^figure' target/registry-figures.log
+	@{ echo '| pull | bytes |'; echo '|---|---|'; sed -n 's/^figure | /| /p' target/registry-figures.log; } >target/registry-figures.md
+	scripts/write-figures docs/snapshot.md registry-figures "make registry-figures" <target/registry-figures.md
 
 # Docker-in-docker: the L2 base image (its debootstrap root file system is
 # cached), rebuilt every time so it carries the binary and Dockerfile of now.

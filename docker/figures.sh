@@ -1,10 +1,12 @@
 #!/bin/sh
-# Figures for the README: a full fresh setup of the example stack against a
-# restore of its committed image, and the image size of each stage.
-# Needs the images of `make images`. Prints a Markdown table.
+# The example's figures (`make figures` writes them into docs/staged-images.md):
+# a full fresh setup of the example stack against a restore of its committed
+# image, and the image size of each stage. Needs the images of `make images`
+# (with the same REPO and DIND_INIT_BASE_IMAGE). Prints a Markdown table.
 set -eu
 
 repo=${REPO:-dind-init-example}
+base=${DIND_INIT_BASE_IMAGE:-dind-init/base:latest}
 runs=${RUNS:-5}
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -34,7 +36,7 @@ echo "| fresh setup: stage 20 deploy (run to ready) | ${deploy_ms} ms |"
 echo "| fresh setup: stage 30 deposit on top (run to ready) | ${deposit_ms} ms |"
 echo "| fresh setup total | $(( deploy_ms + deposit_ms )) ms |"
 echo "| restore of the committed stage 30 image to ready (median of $runs) | ${restore_ms} ms |"
-echo "| image dind-init/base | $(size_mb dind-init/base:latest) |"
+echo "| image $base (the base) | $(size_mb "$base") |"
 for stage in 10-service 20-deploy 30-deposit; do
     echo "| image $stage (last layer: $(top_layer "$repo/$stage:latest")) | $(size_mb "$repo/$stage:latest") |"
 done

@@ -40,6 +40,8 @@ mod overlay2;
 mod podman;
 /// `dind-init pool` against the real engines: claims, replacements, waits, release, drain.
 mod pool;
+/// The README's quick start, run as written, printing what the README shows.
+mod quickstart;
 /// Orphaned zombies are reaped and never steal a waited-for status.
 mod reaping;
 /// A real registry: a prepared image pushed, pulled, run; what the next snapshot costs.

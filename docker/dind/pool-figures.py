@@ -10,7 +10,7 @@ only). Reported per case: take-to-answer p50/p95/max, take alone, release, the t
 wall time, and for the short tests the rate of environments handed out
 against the refill rate the machine allows (cores / CPU seconds of one
 restore, read from the L2's cpuacct cgroup). Writes target/pool-figures.json
-and the README table between its markers.
+and the table between its markers in docs/dind.md.
 
 usage: docker/dind/pool-figures.py [--image IMAGE] [--tests 20] [--sizes 0,1,2,4]
        [--kinds long,short] [--takers 1,4] [--hold-ms MS] [--note TEXT]
@@ -200,7 +200,7 @@ def main():
     parser.add_argument("--sizes", default="0,1,2,4")
     parser.add_argument("--hold-ms", type=int, default=None, help="long tests' hold (default: one restore)")
     parser.add_argument("--json", default=os.path.join(ROOT, "target", "pool-figures.json"))
-    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    parser.add_argument("--readme", default=os.path.join(ROOT, "docs", "dind.md"))
     parser.add_argument("--note", default="")
     parser.add_argument("--kinds", default="long,short")
     parser.add_argument("--run-arg", action="append", default=[], help="one more `docker run` argument of every L2")
