@@ -443,14 +443,10 @@ def all_tables(result):
 
 
 def figure_writer():
-    """The shared writer of figure tables, scripts/write-figures (no .py: loaded by path)."""
-    import importlib.util
-    from importlib.machinery import SourceFileLoader
-    path = os.path.join(ROOT, "scripts", "write-figures")
-    loader = SourceFileLoader("write_figures", path)
-    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("write_figures", path, loader=loader))
-    loader.exec_module(module)
-    return module
+    """The shared writer of figure tables, scripts/write-figures (its link scripts/write_figures.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import write_figures
+    return write_figures
 
 
 def main():
