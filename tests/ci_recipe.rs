@@ -200,4 +200,60 @@ fn the_ci_recipe_builds_once_per_input_key_and_each_test_job_runs_on_a_restored_
     fs::set_permissions(&input, fs::Permissions::from_mode(0o755)).unwrap();
     assert_ne!(key_env(dir), two, "chmod +x kept the key");
     fs::remove_dir_all(&inputs).unwrap();
+
+    // A job that fills a pool and runs several tests, each on a ready
+    // container of its own, then drains it.
+    let pool = unique("dind-init-e2e-ci-pool");
+    let mut pool_env = env.to_vec();
+    pool_env.push(("PREPARED_POOL", pool.as_str()));
+    let steps: Vec<&String> = github
+        .iter()
+        .filter(|command| command.starts_with(&format!("{SCRIPT} pool-")))
+        .collect();
+    assert!(
+        steps
+            .first()
+            .is_some_and(|c| c.starts_with(&format!("{SCRIPT} pool-fill ")))
+            && steps
+                .last()
+                .is_some_and(|c| *c == &format!("{SCRIPT} pool-drain")),
+        "the pool job must fill, test, then drain: {steps:?}"
+    );
+    let mut taken = Vec::new();
+    for step in &steps {
+        let log = succeeded(step, &job(step, &pool_env));
+        if step.starts_with(&format!("{SCRIPT} pool-test ")) {
+            assert!(log.contains("records 1"), "{log}");
+            let container = log
+                .split("running in container ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or_else(|| panic!("no container in:\n{log}"))
+                .to_string();
+            assert!(
+                !docker(&["container", "inspect", &container])
+                    .status
+                    .success(),
+                "the pool test left its container {container}"
+            );
+            taken.push(container);
+        }
+    }
+    assert!(taken.len() >= 2, "{steps:?}");
+    taken.sort();
+    taken.dedup();
+    assert!(
+        taken.len() >= 2,
+        "two tests got the same container: {taken:?}"
+    );
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=io.dind-init.pool={pool}"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "pool-drain left members of {pool}"
+    );
 }

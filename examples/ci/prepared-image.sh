@@ -13,6 +13,15 @@
 #             `docker rm -f -v` the container (also when CMD fails); exits
 #             with CMD's code
 #   tag       print the image reference of the current inputs
+#   pool-fill N     in a job that runs several tests: pull the prepared
+#             image and keep N restored containers of it booting or ready
+#             (`dind-init pool fill`), so each test gets one in milliseconds
+#   pool-test CMD   take a ready container from that pool (`dind-init pool
+#             take`: never one still starting, never one another test holds;
+#             a replacement starts in the background), run CMD with
+#             PREPARED_CONTAINER set to its name, then release it (`rm -f
+#             -v`), also when CMD fails; exits with CMD's code
+#   pool-drain      remove the pool's containers, taken or not
 #
 # Configuration (environment):
 #   PREPARED_REPOSITORY  where the prepared images go (required), e.g.
@@ -27,9 +36,14 @@
 #   PREPARED_RUN_FLAGS   flags for `docker run` (a DinD L2 needs
 #                        docker/dind/run-flags.sh's or --privileged)
 #   PREPARED_TIMEOUT     seconds to wait for phase running (default 300)
+#   PREPARED_POOL        the pool's name (default prepared)
+#   DIND_INIT            the host's dind-init for the pool commands (default:
+#                        `dind-init` on PATH, else the prepared image's own,
+#                        copied out of it)
 #
-# usage: examples/ci/prepared-image.sh prepare|tag
-#        examples/ci/prepared-image.sh test CMD [ARGS...]
+# usage: examples/ci/prepared-image.sh prepare|tag|pool-drain
+#        examples/ci/prepared-image.sh test|pool-test CMD [ARGS...]
+#        examples/ci/prepared-image.sh pool-fill N
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -61,6 +75,37 @@ case "$repository" in
 127.* | localhost:* | localhost/*) insecure=--insecure ;;
 *) insecure= ;;
 esac
+
+pool=${PREPARED_POOL:-prepared}
+
+# The host's dind-init: DIND_INIT, dind-init on PATH, or the one in the
+# prepared image (every dind-init image has it), copied out once.
+host_dind_init() {
+    if [ -n "${DIND_INIT:-}" ]; then
+        echo "$DIND_INIT"
+    elif command -v dind-init >/dev/null 2>&1; then
+        command -v dind-init
+    else
+        copy=${TMPDIR:-/tmp}/prepared-image-dind-init
+        if [ ! -x "$copy" ]; then
+            created=$(docker create "$1") || die "cannot create a container of $1 to copy its dind-init"
+            docker cp "$created:/usr/local/bin/dind-init" "$copy" >/dev/null \
+                || { docker rm "$created" >/dev/null; die "$1 has no /usr/local/bin/dind-init: set DIND_INIT"; }
+            docker rm "$created" >/dev/null
+        fi
+        echo "$copy"
+    fi
+}
+
+# Runs CMD with PREPARED_CONTAINER=$1 and says how it ended; returns its code.
+run_tests() {
+    container=$1
+    shift
+    status=0
+    PREPARED_CONTAINER=$container "$@" || status=$?
+    say "test command exited $status; removing the container and its volumes"
+    return "$status"
+}
 
 in_registry() {
     # shellcheck disable=SC2086 # empty or --insecure
@@ -100,12 +145,32 @@ test)
         die "$image did not reach phase running within ${timeout}s"
     fi
     say "$image running in container $container"
-    status=0
-    PREPARED_CONTAINER=$container "$@" || status=$?
-    say "test command exited $status; removing the container and its volumes"
-    exit "$status"
+    run_tests "$container" "$@" || exit $?
+    ;;
+pool-fill)
+    [ $# -eq 1 ] || die "usage: prepared-image.sh pool-fill N"
+    image=$repository:$(key)
+    docker pull -q "$image" >/dev/null \
+        || die "cannot pull $image: run 'prepared-image.sh prepare' for these inputs first"
+    dind_init=$(host_dind_init "$image")
+    # shellcheck disable=SC2086 # flags are words
+    "$dind_init" pool fill "$image" --name "$pool" --size "$1" -- $run_flags
+    say "pool $pool: $1 container(s) of $image booting"
+    ;;
+pool-test)
+    [ $# -gt 0 ] || die "usage: prepared-image.sh pool-test CMD [ARGS...]"
+    dind_init=$(host_dind_init "$repository:$(key)")
+    container=$("$dind_init" pool take "$pool" --timeout "$timeout") \
+        || die "no ready container in pool $pool within ${timeout}s (run 'prepared-image.sh pool-fill N' first)"
+    trap '"$dind_init" pool release "$container" >/dev/null 2>&1 || true' EXIT INT TERM
+    say "pool $pool: running in container $container"
+    run_tests "$container" "$@" || exit $?
+    ;;
+pool-drain)
+    dind_init=$(host_dind_init "$repository:$(key)")
+    "$dind_init" pool drain "$pool" --all
     ;;
 *)
-    die "usage: prepared-image.sh prepare|tag, or prepared-image.sh test CMD [ARGS...]"
+    die "usage: prepared-image.sh prepare|tag|pool-drain, prepared-image.sh test|pool-test CMD [ARGS...], or prepared-image.sh pool-fill N"
     ;;
 esac
