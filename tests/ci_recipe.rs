@@ -224,12 +224,7 @@ fn the_ci_recipe_builds_once_per_input_key_and_each_test_job_runs_on_a_restored_
         let log = succeeded(step, &job(step, &pool_env));
         if step.starts_with(&format!("{SCRIPT} pool-test ")) {
             assert!(log.contains("records 1"), "{log}");
-            let container = log
-                .split("running in container ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .unwrap_or_else(|| panic!("no container in:\n{log}"))
-                .to_string();
+            let container = container_of(&log);
             assert!(
                 !docker(&["container", "inspect", &container])
                     .status
