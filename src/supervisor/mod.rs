@@ -97,6 +97,10 @@ struct Tracked {
     keys: Keys,
     /// When `--on-daemon-exit=restart` restarted it, within the rate-limit window.
     restart_times: Vec<Instant>,
+    /// The process group of its latest start run (the start's pid): what
+    /// that start itself put in the background, as opposed to what a daemon
+    /// detached with `setsid` (an inner engine's containerd shims).
+    start_group: Option<i32>,
 }
 
 impl Tracked {
@@ -108,6 +112,7 @@ impl Tracked {
             tail,
             keys: Keys::default(),
             restart_times: Vec::new(),
+            start_group: None,
         }
     }
 

@@ -56,6 +56,7 @@ impl Supervisor {
         {
             // What this start puts in the background is its own (`daemons::attribute`).
             tracked.keys.add_key(running.pid.as_raw(), self.own_ids);
+            tracked.start_group = Some(running.pid.as_raw());
         }
         let timeout = match action {
             Action::Start => self.config.start_timeout,

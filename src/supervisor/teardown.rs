@@ -9,6 +9,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::procs::{self, ProcessInfo};
+use crate::status::DaemonInfo;
 use crate::sys::{has_children, send_signal};
 
 use super::Supervisor;
@@ -109,43 +110,54 @@ impl Supervisor {
 }
 
 impl Supervisor {
-    /// What script `index` left running does not outlive a start that
-    /// failed, nor a stop that timed out (`why` says which): SIGTERM to each
-    /// of its daemons (and to any it hands over to while it goes), the grace
-    /// period, then SIGKILL, as systemd does with a unit whose start failed
-    /// or whose stop timed out. A failed start gets no stop, and a timed-out
-    /// stop's own process group is killed, not the daemons (they are in the
-    /// start's group): without this a half-started or unstopped daemon would
-    /// run on, and a resume would start a second one beside it.
+    /// What script `index`'s start put in the background does not outlive
+    /// a start that failed, nor a stop that timed out (`why` says which):
+    /// SIGTERM to each of its daemons still in that start's process group
+    /// (and to any it hands over to there), the grace period, then SIGKILL,
+    /// as systemd does with a unit whose start failed or whose stop timed
+    /// out. A failed start gets no stop, and a timed-out stop's own process
+    /// group is killed, not the daemons (they are in the start's group):
+    /// without this a half-started or unstopped daemon would run on, and a
+    /// resume would start a second one beside it. A daemon that detached
+    /// with `setsid` is left alone: in docker-in-docker those are the inner
+    /// engine's containerd shims, which only the engine may stop.
     pub(super) async fn stop_daemons_left_by(&mut self, index: usize, why: &str) {
         let Some(tracked) = self.scripts.get(index) else {
             return;
         };
-        if tracked.status.daemons.is_empty() {
+        let Some(group) = tracked.start_group else {
+            return;
+        };
+        let left = self.daemons_in_group(index, group);
+        if left.is_empty() {
             return;
         }
         let name = tracked.script.name.clone();
         tracing::warn!(
             "[{name}] {why}: sending SIGTERM to what it left running: {}",
-            daemon_list(&tracked.status.daemons)
+            daemon_list(&left)
         );
         let mut signalled = HashSet::new();
         if self
-            .signal_daemons_until_gone(index, Signal::SIGTERM, self.config.grace, &mut signalled)
+            .signal_daemons_until_gone(
+                index,
+                group,
+                Signal::SIGTERM,
+                self.config.grace,
+                &mut signalled,
+            )
             .await
         {
             return;
         }
-        if let Some(tracked) = self.scripts.get(index) {
-            tracing::warn!(
-                "[{name}] still running after the {:.1}s grace period, sending SIGKILL: {}",
-                self.config.grace.as_secs_f64(),
-                daemon_list(&tracked.status.daemons)
-            );
-        }
+        tracing::warn!(
+            "[{name}] still running after the {:.1}s grace period, sending SIGKILL: {}",
+            self.config.grace.as_secs_f64(),
+            daemon_list(&self.daemons_in_group(index, group))
+        );
         signalled.clear();
         if !self
-            .signal_daemons_until_gone(index, Signal::SIGKILL, KILL_WAIT, &mut signalled)
+            .signal_daemons_until_gone(index, group, Signal::SIGKILL, KILL_WAIT, &mut signalled)
             .await
         {
             tracing::warn!(
@@ -154,27 +166,46 @@ impl Supervisor {
         }
     }
 
-    /// Sends `signal` to every daemon of script `index` not yet in
-    /// `signalled`, again for each newly watched one, until none is left
-    /// (true) or `limit` passes (false). A daemon leaves the list when the
-    /// reaper reports its exit, so a pid here is never a recycled one.
+    /// The daemons of script `index` whose process group is `group`.
+    fn daemons_in_group(&self, index: usize, group: i32) -> Vec<DaemonInfo> {
+        let Some(tracked) = self.scripts.get(index) else {
+            return Vec::new();
+        };
+        let in_group: HashSet<i32> = procs::children(self.own_pid)
+            .into_iter()
+            .filter(|child| child.pgid == group)
+            .map(|child| child.pid)
+            .collect();
+        tracked
+            .status
+            .daemons
+            .iter()
+            .filter(|daemon| in_group.contains(&daemon.pid))
+            .cloned()
+            .collect()
+    }
+
+    /// Sends `signal` to every daemon of script `index` in process group
+    /// `group` not yet in `signalled`, again for each newly watched one,
+    /// until none is left (true) or `limit` passes (false). A daemon leaves
+    /// the list when the reaper reports its exit, so a pid here is never a
+    /// recycled one.
     async fn signal_daemons_until_gone(
         &mut self,
         index: usize,
+        group: i32,
         signal: Signal,
         limit: Duration,
         signalled: &mut HashSet<i32>,
     ) -> bool {
         let deadline = Instant::now().checked_add(limit);
         loop {
-            let Some(tracked) = self.scripts.get(index) else {
-                return true;
-            };
+            let left = self.daemons_in_group(index, group);
             // A forced shutdown (a second SIGTERM) kills everything at once anyway.
-            if tracked.status.daemons.is_empty() || self.pending.intents.force {
+            if left.is_empty() || self.pending.intents.force {
                 return true;
             }
-            for daemon in &tracked.status.daemons {
+            for daemon in &left {
                 if signalled.insert(daemon.pid) {
                     // Gone already (ESRCH) is what we want.
                     let _ = send_signal(Pid::from_raw(daemon.pid), signal as i32);
@@ -192,7 +223,7 @@ impl Supervisor {
 }
 
 /// `PID (COMMAND), ...` for a log line.
-fn daemon_list(daemons: &[crate::status::DaemonInfo]) -> String {
+fn daemon_list(daemons: &[DaemonInfo]) -> String {
     let listed: Vec<_> = daemons
         .iter()
         .map(|d| format!("{} ({})", d.pid, d.command))
