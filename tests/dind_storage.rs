@@ -501,3 +501,61 @@ fn a_new_bundle_under_the_same_file_name_is_loaded() {
         &format!("[50-image-bundle.sh] Loaded image: {other}"),
     );
 }
+
+/// `name`'s entry in `dind-init status --json` (which exits non-zero while unhealthy).
+fn script_status(l2: &Container, name: &str) -> serde_json::Value {
+    let output = l2.exec(&["dind-init", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("no status (the L2 ended?):\n{}", l2.logs()));
+    status["scripts"]
+        .as_array()
+        .and_then(|scripts| scripts.iter().find(|script| script["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
+/// Issue 21 item 5: under `--on-daemon-exit=restart`, dockerd dies with
+/// its pid files naming another process (L3 processes share the L2's pid
+/// space): the restart's stop signals nobody it does not own, and its
+/// start is not blocked by the stale /var/run/docker.pid.
+#[test]
+#[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
+fn a_restarted_dockerd_spares_the_process_its_stale_pid_files_name() {
+    require_engine();
+    let mut flags = run_flags();
+    flags.extend(["-e", "DIND_INIT_ON_DAEMON_EXIT=restart"].map(String::from));
+    let l2 = engine_l2("vfs", &flags);
+    let dockerd = inner(&l2, "cat /run/dind-dockerd.pid");
+    // Not a child of dind-init: `docker exec` starts it from outside.
+    background_shell(&l2, "true", "/tmp/stand-in.pid");
+    let stand_in = inner(&l2, "cat /tmp/stand-in.pid");
+    inner(
+        &l2,
+        &format!(
+            "echo {stand_in} > /run/dind-dockerd.pid && echo {stand_in} > /var/run/docker.pid && kill -KILL {dockerd}"
+        ),
+    );
+    wait_until("40-dockerd.sh is restarted and started", || {
+        let script = script_status(&l2, "40-dockerd.sh");
+        script["restarts"] == 1 && script["state"] == "started"
+    });
+    let status = l2.wait_phase("running");
+    assert_eq!(status["healthy"], true, "{}", l2.logs());
+    assert_eq!(
+        inner(
+            &l2,
+            &format!("cat /proc/{stand_in}/comm 2>/dev/null || echo gone")
+        ),
+        "sleep",
+        "the stand-in (pid {stand_in}) was signalled:\n{}",
+        l2.logs()
+    );
+    let restarted = inner(&l2, "cat /run/dind-dockerd.pid");
+    assert_ne!(restarted, dockerd);
+    assert_eq!(
+        inner(&l2, &format!("cat /proc/{restarted}/comm")),
+        "dockerd"
+    );
+    inner(&l2, "docker version >/dev/null");
+    inner(&l2, &format!("kill {stand_in}"));
+}
