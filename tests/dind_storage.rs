@@ -559,3 +559,105 @@ fn a_restarted_dockerd_spares_the_process_its_stale_pid_files_name() {
     inner(&l2, "docker version >/dev/null");
     inner(&l2, &format!("kill {stand_in}"));
 }
+
+/// A bundle of the PostgreSQL L3 image (build-bundle.sh postgres), built
+/// once per test run into target/.
+fn postgres_bundle() -> &'static std::path::Path {
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = repo_root().join("target/dind-postgres-bundle");
+        run_ok(
+            Command::new(repo_root().join("docker/dind/build-bundle.sh"))
+                .arg(dir.join("images.tar"))
+                .arg("postgres"),
+        );
+        dir
+    })
+}
+
+/// Issue 21 item 7: 60-postgres.sh's readiness wait is bounded in seconds
+/// (DIND_PG_WAIT), inside dind-init's start timeout, so its own message
+/// says why the start failed. PostgreSQL runs but is never ready: its data
+/// directory's postgresql.conf is a FIFO nobody writes, so postgres blocks
+/// reading its configuration. DIND_PG_WAIT=0 (`timeout 0`: no limit) is
+/// refused in one line.
+#[test]
+#[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
+fn a_postgres_that_never_gets_ready_fails_its_start_within_dind_pg_wait() {
+    require_engine();
+    let data = std::env::temp_dir().join(unique("dind-init-e2e-pg-hangs"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("PG_VERSION"), "15\n").unwrap();
+    run_ok(
+        Command::new("mkfifo")
+            .arg("-m")
+            .arg("666")
+            .arg(data.join("postgresql.conf")),
+    );
+    let script = repo_root().join("init.d-examples/dind/60-postgres.sh");
+    let script_mount = format!(
+        "{}:/etc/dind-init/init.d/60-postgres.sh:ro",
+        script.display()
+    );
+    let data_mount = format!("{}:/srv/pgdata", data.display());
+    let flags = run_flags();
+    // The start timeout leaves 12 s for `docker run`; the old wait (200
+    // tries of two docker calls and a 0.1 s sleep) outlasts it.
+    let l2 = run_with_bundle(
+        engine_image(),
+        &flags,
+        &[
+            "-e",
+            "DIND_STORAGE=vfs",
+            "-e",
+            "DIND_INIT_START_TIMEOUT=32",
+            "-e",
+            "DIND_INIT_ON_START_FAILURE=continue",
+            "-e",
+            "DIND_PG_WAIT=20",
+            "-e",
+            "DIND_PG_VOLUME=/srv/pgdata",
+            "-v",
+            &script_mount,
+            "-v",
+            &data_mount,
+        ],
+        postgres_bundle(),
+    );
+    // Past the bundle's load (440 MB into vfs) and the 20 s wait.
+    let running = l2.exec(&[
+        "dind-init",
+        "status",
+        "--wait",
+        "running",
+        "--timeout",
+        "180",
+    ]);
+    assert!(running.status.code().is_some(), "{}", l2.logs());
+    let postgres = script_status(&l2, "60-postgres.sh");
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(
+        postgres["start"]["outcome"],
+        "failed",
+        "{postgres}\n{}",
+        l2.logs()
+    );
+    assert_logged(
+        &l2,
+        "[60-postgres.sh] postgres in pg not ready within 20s:\n",
+    );
+
+    let zero = l2.exec(&[
+        "env",
+        "DIND_PG_WAIT=0",
+        "timeout",
+        "30",
+        "/etc/dind-init/init.d/60-postgres.sh",
+        "start",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&zero.stderr),
+        "DIND_PG_WAIT=0: not a number of seconds above 0; set it to the readiness wait's bound (default 120)\n"
+    );
+    assert_eq!(zero.status.code(), Some(2));
+}
