@@ -635,7 +635,6 @@ fn a_postgres_that_never_gets_ready_fails_its_start_within_dind_pg_wait() {
     ]);
     assert!(running.status.code().is_some(), "{}", l2.logs());
     let postgres = script_status(&l2, "60-postgres.sh");
-    let _ = std::fs::remove_dir_all(&data);
     assert_eq!(
         postgres["start"]["outcome"],
         "failed",
@@ -660,4 +659,6 @@ fn a_postgres_that_never_gets_ready_fails_its_start_within_dind_pg_wait() {
         "DIND_PG_WAIT=0: not a number of seconds above 0; set it to the readiness wait's bound (default 120)\n"
     );
     assert_eq!(zero.status.code(), Some(2));
+    drop(l2);
+    let _ = std::fs::remove_dir_all(&data);
 }

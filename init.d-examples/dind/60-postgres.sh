@@ -13,7 +13,7 @@
 #
 # Settings (environment): DIND_PG_CONTAINER (pg), DIND_PG_IMAGE
 # (dind-init-l3/postgres:15), DIND_PG_VOLUME (pgdata), DIND_PG_WAIT (seconds
-# to wait for readiness, 120: inside dind-init's start timeout, 300),
+# to wait for readiness, above 0, 120: inside dind-init's start timeout, 300),
 # DIND_PG_STOP_TIMEOUT (seconds before Docker kills it, 30: inside
 # dind-init's stop timeout, 60, so that this script still says why).
 set -eu
