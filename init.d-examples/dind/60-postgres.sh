@@ -13,7 +13,7 @@
 #
 # Settings (environment): DIND_PG_CONTAINER (pg), DIND_PG_IMAGE
 # (dind-init-l3/postgres:15), DIND_PG_VOLUME (pgdata), DIND_PG_WAIT (seconds
-# to wait for readiness, 120: inside dind-init's start timeout, 300),
+# to wait for readiness, above 0, 120: inside dind-init's start timeout, 300),
 # DIND_PG_STOP_TIMEOUT (seconds before Docker kills it, 30: inside
 # dind-init's stop timeout, 60, so that this script still says why).
 set -eu
@@ -29,6 +29,9 @@ passed() { awk -v start="$1" -v now="$(now)" -v limit="$2" 'BEGIN { exit !(now -
 
 case "${1:-}" in
 start)
+    # `timeout 0` would never time out: the wait must have a bound.
+    awk -v s="$wait_seconds" 'BEGIN { exit !(s ~ /^[0-9]+(\.[0-9]+)?$/ && s > 0) }' \
+        || { echo "DIND_PG_WAIT=$wait_seconds: not a number of seconds above 0; set it to the readiness wait's bound (default 120)" >&2; exit 2; }
     if docker container inspect "$name" >/dev/null 2>&1; then
         docker start "$name" >/dev/null
     else
