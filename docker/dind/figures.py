@@ -391,7 +391,7 @@ def table(result):
         c = f["cycles"]
         p = f["parallel"]
         u = f["unquiesced_commit"]
-        name = f"**{mode}** (`auto` takes it here)" if mode == result["default_mode"] else mode
+        name = f"**{mode}** (`auto` takes it on this L1)" if mode == result["default_mode"] else mode
         lines.append(
             f"| {name} | {f['setup_ms']} ms | {' / '.join(mb(x['changed_bytes']) for x in c)} "
             f"| {' / '.join(mb(x['layer_bytes']) for x in c)} | {' / '.join(mb(x['wal_bytes']) for x in c)} "
