@@ -21,6 +21,11 @@ fn send_raw_signal(pid: i32, signo: i32) {
 
 #[test]
 fn a_main_command_killed_by_a_real_time_signal_exits_128_plus_it() {
+    if crate::harness::under_emulation(
+        "a_main_command_killed_by_a_real_time_signal_exits_128_plus_it",
+    ) {
+        return;
+    }
     for signo in [37, 64] {
         let sandbox = Sandbox::new("rt-main");
         let script = format!("kill -{signo} $$");
@@ -42,6 +47,9 @@ fn a_start_killed_by_a_real_time_signal_fails_instead_of_hanging() {
 
 #[test]
 fn a_daemon_killed_by_a_real_time_signal_is_reported() {
+    if crate::harness::under_emulation("a_daemon_killed_by_a_real_time_signal_is_reported") {
+        return;
+    }
     let sandbox = Sandbox::new("rt-daemon");
     sandbox.daemon_script("40-d.sh", "sleep 1041");
     let init = sandbox.start(&[]);
@@ -78,6 +86,11 @@ time.sleep(1043)";
 /// Sent after a quiesce and resume too, which start blocking threads.
 #[test]
 fn the_c_librarys_own_signals_are_forwarded_as_pid_1_and_as_subreaper() {
+    if crate::harness::under_emulation(
+        "the_c_librarys_own_signals_are_forwarded_as_pid_1_and_as_subreaper",
+    ) {
+        return;
+    }
     for as_pid_1 in [true, false] {
         for signo in [32, 33, 34] {
             let sandbox = Sandbox::new("libc-signals");

@@ -77,6 +77,11 @@ fn blocked_and_ignored(status: &str) -> (u64, u64) {
 
 #[test]
 fn the_main_command_gets_the_containers_signal_mask_and_ignored_signals() {
+    if crate::harness::under_emulation(
+        "the_main_command_gets_the_containers_signal_mask_and_ignored_signals",
+    ) {
+        return;
+    }
     let sandbox = Sandbox::new("main-signal-state");
     // No shell in between: dash clears its mask at start.
     let mut command = sandbox.command(&["--", "grep", "^Sig", "/proc/self/status"]);
@@ -95,6 +100,9 @@ fn the_main_command_gets_the_containers_signal_mask_and_ignored_signals() {
 
 #[test]
 fn scripts_get_no_blocked_or_ignored_signal() {
+    if crate::harness::under_emulation("scripts_get_no_blocked_or_ignored_signal") {
+        return;
+    }
     let sandbox = Sandbox::new("script-signal-state");
     let seen = sandbox.path("script-status");
     sandbox.script(
