@@ -99,8 +99,11 @@ impl Member {
             "created" | "configured" | "initialized" => return Some(MemberState::Starting),
             "paused" => return Some(MemberState::Unhealthy("paused".to_string())),
             other => {
+                // Podman says `stopped` for a container whose processes
+                // have exited and whose clean-up has not run yet.
+                let ended = if other == "stopped" { "exited" } else { other };
                 return Some(MemberState::Unhealthy(format!(
-                    "{other} with code {}",
+                    "{ended} with code {}",
                     self.exit_code
                 )));
             }
@@ -278,6 +281,10 @@ mod tests {
         );
         assert_eq!(
             member("p-1", "exited", None).state_from_engine(),
+            Some(MemberState::Unhealthy("exited with code 137".into()))
+        );
+        assert_eq!(
+            member("p-1", "stopped", None).state_from_engine(),
             Some(MemberState::Unhealthy("exited with code 137".into()))
         );
         assert_eq!(
