@@ -26,6 +26,10 @@ mod examples;
 mod failures;
 /// Issue 18: raw wait statuses, the C library's signals, joined quiesces, shutdown exit and time.
 mod hardening;
+/// A FUSE mount whose reads never come back (for hung_mount).
+mod hung_fuse;
+/// A process stuck on a hung mount: PID 1 still forwards, reaps, answers.
+mod hung_mount;
 /// What children get of the container's signal state and fds: the main command all, scripts none.
 mod inherited;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
