@@ -98,6 +98,16 @@ pub struct SignalRoles {
     pub resume: Option<i32>,
 }
 
+impl SignalRoles {
+    /// No roles: SIGUSR1 and SIGUSR2 are forwarded like any other signal.
+    pub fn forward_all() -> Self {
+        SignalRoles {
+            quiesce: None,
+            resume: None,
+        }
+    }
+}
+
 impl Default for SignalRoles {
     fn default() -> Self {
         SignalRoles {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::SigSet;
 
-use crate::config::Config;
+use crate::config::{Config, SignalRoles};
 use crate::reaper::Reaper;
 use crate::supervisor::Supervisor;
 use crate::{control, logging, output, signals, sys};
@@ -84,6 +84,10 @@ fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
         let signal_fd = sys::async_signal_fd(&signal_mask).context("cannot open the signalfd")?;
         let listener = bind_or_warn(&mut config);
         let socket_path = config.socket.clone();
+        if !config.owns_paths {
+            // Nothing of ours to quiesce or resume: a plain wrapper, like tini.
+            config.signals = SignalRoles::forward_all();
+        }
         let signal_roles = config.signals;
         let reaper = Arc::new(Reaper::new());
         let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
@@ -114,7 +118,7 @@ fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
 /// reaps, as tini would (a read-only root file system, a second `dind-init
 /// -- CMD` in a container whose dind-init owns the path). When a live
 /// process holds the path, the scripts and the state file are left to it
-/// too.
+/// too, and so is quiescing: every signal goes to the main command.
 fn bind_or_warn(config: &mut Config) -> Option<tokio::net::UnixListener> {
     let error = match control::bind(&config.socket) {
         Ok(listener) => return Some(listener),
@@ -123,7 +127,7 @@ fn bind_or_warn(config: &mut Config) -> Option<tokio::net::UnixListener> {
     let also = if matches!(error, control::BindError::InUse(_)) {
         config.owns_paths = false;
         format!(
-            ", init.d scripts or state file {} (they are the live one's): only the main command runs",
+            ", init.d scripts or state file {} (they are the live one's): only the main command runs, and every signal goes to it",
             config.state_path.display()
         )
     } else {

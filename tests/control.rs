@@ -4,6 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::Command;
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::harness::{Sandbox, WAIT, dind_init, dind_init_argv};
@@ -166,6 +167,37 @@ fn a_socket_a_live_instance_answers_on_is_never_taken_over() {
         sandbox.order(),
         ["10-a.sh start"],
         "and its scripts: only the first instance ran them"
+    );
+}
+
+#[test]
+fn a_second_instance_forwards_the_quiesce_and_resume_signals_to_its_command() {
+    let sandbox = Sandbox::new("busy-socket-signals");
+    sandbox.recording_script("10-a.sh");
+    let _first = sandbox.start(&[]);
+    sandbox.wait_phase("running");
+    // The second has nothing to quiesce (the scripts are the live one's), so
+    // it is a plain wrapper: SIGUSR1 and SIGUSR2 reach its command, as with
+    // tini (dumb-init's suite sends them to an init run inside another).
+    let got = sandbox.path("got");
+    let command = format!(
+        "trap 'echo usr1 >> {got}' USR1; trap 'echo usr2 >> {got}' USR2; \
+         echo trapping; while :; do sleep 0.05; done",
+        got = got.display()
+    );
+    let mut second = sandbox.start(&["--", "sh", "-c", &command]);
+    second.wait_for_line("trapping");
+    let lines = || fs::read_to_string(&got).unwrap_or_default();
+    second.signal(Signal::SIGUSR1);
+    crate::harness::wait_until("the command got SIGUSR1", || lines() == "usr1\n");
+    second.signal(Signal::SIGUSR2);
+    crate::harness::wait_until("the command got SIGUSR2", || lines() == "usr1\nusr2\n");
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.wait_exit(), 143, "{}", second.log());
+    assert_eq!(
+        sandbox.order(),
+        ["10-a.sh start"],
+        "the live one was not quiesced"
     );
 }
 
