@@ -844,3 +844,111 @@ fn an_interrupted_pgbench_setup_is_done_again_at_the_next_start() {
         l2.logs()
     );
 }
+
+/// The host's next free loop device number (`losetup -f`).
+fn next_free_loop() -> u32 {
+    let free = String::from_utf8(
+        Command::new("losetup")
+            .arg("-f")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    free.trim()
+        .strip_prefix("/dev/loop")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("losetup -f printed {free:?}"))
+}
+
+/// Loop devices this test attached on the host, each to a small file of
+/// its own: detached on drop (only these), their files removed.
+struct HostLoops {
+    /// The directory of the backing files.
+    dir: std::path::PathBuf,
+    /// The devices attached (`/dev/loopN`), in order.
+    devices: Vec<String>,
+}
+
+impl HostLoops {
+    /// Attaches 1 MiB files until the host's next free loop device is
+    /// numbered `at_least` or more.
+    fn attach_until_free_is_at_least(at_least: u32) -> HostLoops {
+        let dir = std::env::temp_dir().join(unique("dind-init-e2e-loops"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut loops = HostLoops {
+            dir,
+            devices: Vec::new(),
+        };
+        while next_free_loop() < at_least {
+            assert!(
+                loops.devices.len() < 4 * at_least as usize,
+                "attached {:?} and the next free loop device is still below {at_least}",
+                loops.devices
+            );
+            let file = loops.dir.join(format!("{}.img", loops.devices.len()));
+            std::fs::File::create(&file)
+                .unwrap()
+                .set_len(1 << 20)
+                .unwrap();
+            let output = Command::new("losetup")
+                .args(["-f", "--show"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "losetup -f --show {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            loops
+                .devices
+                .push(String::from_utf8(output.stdout).unwrap().trim().to_string());
+        }
+        loops
+    }
+}
+
+impl Drop for HostLoops {
+    fn drop(&mut self) {
+        for device in self.devices.iter().rev() {
+            let _ = Command::new("losetup").args(["-d", device]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Issue 21 item 8: a loop-mode L2 whose free loop device is numbered past
+/// 63 (the host's devices up to it taken) makes the node it needs and runs
+/// its engine on it.
+#[test]
+#[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
+fn a_loop_mode_l2_runs_on_a_loop_device_numbered_past_63() {
+    require_engine();
+    let flags = run_flags();
+    engine_image();
+    // Dropped after the L2 (declared before it).
+    let loops = HostLoops::attach_until_free_is_at_least(64);
+    let l2 = engine_l2("loop", &flags);
+    // The last mount there, over the volume at /var/lib/docker.
+    let device = inner(
+        &l2,
+        r#"awk '{ for (i = 7; $i != "-"; i++) {} } $5 == "/var/lib/docker" { device = $(i + 2) } END { print device }' /proc/self/mountinfo"#,
+    );
+    let number: u32 = device
+        .strip_prefix("/dev/loop")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("/var/lib/docker is on {device:?}:\n{}", l2.logs()));
+    assert!(
+        number >= 64,
+        "/var/lib/docker is on {device} (this test attached {:?}):\n{}",
+        loops.devices,
+        l2.logs()
+    );
+    assert_eq!(
+        inner(&l2, "docker info --format '{{.Driver}}'"),
+        "overlay2"
+    );
+    inner(&l2, "docker run --rm dind-init-l3/busybox:latest true");
+}
