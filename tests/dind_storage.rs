@@ -952,3 +952,81 @@ fn a_loop_mode_l2_runs_on_a_loop_device_numbered_past_63() {
     );
     inner(&l2, "docker run --rm dind-init-l3/busybox:latest true");
 }
+
+/// A cgroup of this test in the host's cgroup v2 hierarchy and a child of
+/// it, `leaf`, whose cgroup.controllers is empty (its parent enables no
+/// controller for it); both removed on drop.
+struct EmptyCgroup {
+    /// The test's own cgroup, under the cgroup2 mount.
+    parent: std::path::PathBuf,
+    /// Its child, whose cgroup.controllers is empty.
+    leaf: std::path::PathBuf,
+}
+
+impl EmptyCgroup {
+    fn new() -> EmptyCgroup {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let root = mounts
+            .lines()
+            .map(|line| line.split(' ').collect::<Vec<_>>())
+            .find(|fields| fields.len() > 2 && fields[2] == "cgroup2")
+            .map(|fields| std::path::PathBuf::from(fields[1]))
+            .expect("the host has no cgroup2 mount (cgroup v1 only)");
+        let parent = root.join(unique("dind-init-e2e-cgroup"));
+        let leaf = parent.join("leaf");
+        std::fs::create_dir(&parent).unwrap();
+        let cgroup = EmptyCgroup { parent, leaf };
+        std::fs::create_dir(&cgroup.leaf).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(cgroup.leaf.join("cgroup.controllers")).unwrap(),
+            ""
+        );
+        cgroup
+    }
+}
+
+impl Drop for EmptyCgroup {
+    fn drop(&mut self) {
+        // rmdir, the only removal a cgroup takes (its processes are gone with the container).
+        for dir in [self.leaf.join("init"), self.leaf.clone(), self.parent.clone()] {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Issue 21 item 8: 10-cgroup-nesting.sh on a cgroup v2 hierarchy whose
+/// cgroup.controllers is empty (a real cgroup bind-mounted at
+/// /sys/fs/cgroup of a container, the container's shell moved into it):
+/// it moves the processes to /init and enables nothing, without an error.
+#[test]
+#[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
+fn cgroup_nesting_enables_nothing_where_cgroup_controllers_is_empty() {
+    require_engine();
+    let cgroup = EmptyCgroup::new();
+    let script = repo_root().join("init.d-examples/dind/10-cgroup-nesting.sh");
+    let output = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/sys/fs/cgroup", cgroup.leaf.display()),
+        "-v",
+        &format!("{}:/10-cgroup-nesting.sh:ro", script.display()),
+        "--entrypoint",
+        "sh",
+        docker_dind_l2(),
+        "-c",
+        "echo $$ > /sys/fs/cgroup/cgroup.procs && /10-cgroup-nesting.sh start \
+         && grep -qx $$ /sys/fs/cgroup/init/cgroup.procs && cat /sys/fs/cgroup/cgroup.subtree_control",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::snapshot::text(&output)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "cgroup v2: processes moved to /init; no controllers to enable for children (cgroup.controllers is empty)\n",
+        "{}",
+        crate::snapshot::text(&output)
+    );
+}
