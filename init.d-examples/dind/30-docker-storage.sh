@@ -436,10 +436,26 @@ stop_overlay_sync() {
 # them in the background). In a plain-files mode, after a restore they are
 # directories of the image's lower layer, which the L1's overlay cannot
 # rename ("invalid cross-device link": fatal for runtimes). Both are
-# scratch: removed at stop (so not committed) and again at start (a commit
-# without quiesce has them).
+# scratch: removed at stop (so not committed) and again at start (an image
+# committed without a quiesce before 40-dockerd.sh removed runtimes once
+# dockerd was ready has them). Where the L2's root is fuse-overlayfs, such an
+# image still fails: after the removal, dockerd's own mkdir and rename make
+# that L1 show the image's runtimes again ("rename .../gen-runtimes...
+# .../runtimes: file exists"), and nothing in the L2 can hide it for good.
 remove_scratch() {
     rm -rf "$data_root/runtimes" "$data_root/tmp"
+}
+
+# The type of the file system at / (fuse.fuse-overlayfs, overlay, ...).
+root_fs_type() {
+    awk '$5 == "/" { for (i = 7; $i != "-"; i++) {} type = $(i + 1) } END { print type }' /proc/self/mountinfo
+}
+
+# At start, before remove_scratch: the one image a restore cannot fix, said in one line.
+warn_committed_runtimes() {
+    if [ -d "$data_root/runtimes" ] && [ "$(root_fs_type)" = fuse.fuse-overlayfs ]; then
+        echo "warning: $data_root/runtimes came with this image (a commit without a quiesce, by a 40-dockerd.sh older than the one that removes it): on this L1 (fuse-overlayfs) dockerd will fail to start ('rename .../gen-runtimes... .../runtimes: file exists'); restore an image committed after a quiesce (dind-init snapshot)" >&2
+    fi
 }
 
 case "${1:-}" in
@@ -452,12 +468,14 @@ start)
         [ -c /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
         fuse_overlayfs_works || echo "warning: fuse-overlayfs cannot make a directory on this L2's file system (the L1 engine's storage driver is fuse-overlayfs? it refuses the nested one's opaque xattr): L3 containers whose image lacks a directory they need fail to start; DIND_STORAGE=vfs or overlay-sync work here" >&2
         plain_data_root
+        warn_committed_runtimes
         remove_scratch
         driver=fuse-overlayfs
         say "inner engine data: $data_root, plain files, fuse-overlayfs driver: $where"
         ;;
     vfs)
         plain_data_root
+        warn_committed_runtimes
         remove_scratch
         driver=vfs
         say "inner engine data: $data_root, plain files, vfs driver: $where"
