@@ -838,7 +838,9 @@ fn an_interrupted_pgbench_setup_is_done_again_at_the_next_start() {
     assert_eq!(status["healthy"], true, "{}", l2.logs());
     assert_eq!(inner(&l2, count), "500000", "{}", l2.logs());
     assert_eq!(
-        l2.logs().matches("[70-pgbench.sh] pgbench -i -s 5 done\n").count(),
+        l2.logs()
+            .matches("[70-pgbench.sh] pgbench -i -s 5 done\n")
+            .count(),
         1,
         "{}",
         l2.logs()
@@ -847,14 +849,8 @@ fn an_interrupted_pgbench_setup_is_done_again_at_the_next_start() {
 
 /// The host's next free loop device number (`losetup -f`).
 fn next_free_loop() -> u32 {
-    let free = String::from_utf8(
-        Command::new("losetup")
-            .arg("-f")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let free =
+        String::from_utf8(Command::new("losetup").arg("-f").output().unwrap().stdout).unwrap();
     free.trim()
         .strip_prefix("/dev/loop")
         .and_then(|n| n.parse().ok())
@@ -946,10 +942,7 @@ fn a_loop_mode_l2_runs_on_a_loop_device_numbered_past_63() {
         loops.devices,
         l2.logs()
     );
-    assert_eq!(
-        inner(&l2, "docker info --format '{{.Driver}}'"),
-        "overlay2"
-    );
+    assert_eq!(inner(&l2, "docker info --format '{{.Driver}}'"), "overlay2");
     inner(&l2, "docker run --rm dind-init-l3/busybox:latest true");
 }
 
@@ -988,7 +981,11 @@ impl EmptyCgroup {
 impl Drop for EmptyCgroup {
     fn drop(&mut self) {
         // rmdir, the only removal a cgroup takes (its processes are gone with the container).
-        for dir in [self.leaf.join("init"), self.leaf.clone(), self.parent.clone()] {
+        for dir in [
+            self.leaf.join("init"),
+            self.leaf.clone(),
+            self.parent.clone(),
+        ] {
             let _ = std::fs::remove_dir(dir);
         }
     }
