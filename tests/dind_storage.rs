@@ -28,7 +28,8 @@ fn l2_base() -> (String, String) {
     }
 }
 
-fn run_ok(command: &mut Command) {
+/// Runs `command`, which must succeed; its stdout, trimmed.
+fn run_ok(command: &mut Command) -> String {
     let output = command.output().unwrap();
     assert!(
         output.status.success(),
@@ -36,6 +37,7 @@ fn run_ok(command: &mut Command) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 /// The L2 like one FROM docker:dind, built once per test run FROM the L2
@@ -887,20 +889,8 @@ impl HostLoops {
                 .unwrap()
                 .set_len(1 << 20)
                 .unwrap();
-            let output = Command::new("losetup")
-                .args(["-f", "--show"])
-                .arg(&file)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "losetup -f --show {}: {}",
-                file.display(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            loops
-                .devices
-                .push(String::from_utf8(output.stdout).unwrap().trim().to_string());
+            let device = run_ok(Command::new("losetup").args(["-f", "--show"]).arg(&file));
+            loops.devices.push(device);
         }
         loops
     }
