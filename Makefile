@@ -26,9 +26,13 @@ example:
 	$(MAKE) images
 	docker/example.sh
 
+# The init.d scripts (examples, DinD, the stages'), POSIX sh: the DinD ones run under busybox sh.
+INIT_D_SCRIPTS = init.d-examples/*.sh init.d-examples/dind/*.sh docker/stages/*/l2/etc/dind-init/init.d/*.sh docker/dind/stages/*/l2/etc/dind-init/init.d/*.sh
+
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
+	shellcheck $(INIT_D_SCRIPTS)
 
 # The Docker end-to-end tests are #[ignore]d in a bare `cargo test` (they
 # need the engine and the base image); here they run with everything else.

@@ -17,10 +17,16 @@ start)
     if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
         mkdir -p /sys/fs/cgroup/init
         xargs -rn1 < /sys/fs/cgroup/cgroup.procs > /sys/fs/cgroup/init/cgroup.procs 2>/dev/null || :
-        # No controllers (an empty file): nothing to enable ("+" alone is EINVAL).
-        controllers=$(sed -e 's/ / +/g' -e 's/^/+/' < /sys/fs/cgroup/cgroup.controllers)
-        [ "$controllers" = + ] || echo "$controllers" > /sys/fs/cgroup/cgroup.subtree_control
-        echo "cgroup v2: processes moved to /init; controllers for children: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+        # "+NAME" for each controller. None (an empty cgroup.controllers: a
+        # cgroup whose parent enables nothing for it): nothing is written
+        # ("+" alone would be EINVAL).
+        controllers=$(sed 's/[^ ][^ ]*/+&/g' < /sys/fs/cgroup/cgroup.controllers)
+        if [ -n "$controllers" ]; then
+            echo "$controllers" > /sys/fs/cgroup/cgroup.subtree_control
+            echo "cgroup v2: processes moved to /init; controllers for children: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+        else
+            echo "cgroup v2: processes moved to /init; no controllers to enable for children (cgroup.controllers is empty)"
+        fi
         exit 0
     fi
     awk '$3 == "cgroup" && $4 ~ /(^|,)ro(,|$)/ { print $2, $4 }' /proc/self/mounts |

@@ -314,56 +314,96 @@ rsync_tree() {
     rsync -aHXx --numeric-ids --delete --no-devices --no-specials --filter='-x trusted.*' "$1/" "$2/"
 }
 
+# The device manifest, overlay-devices.nul: one record per device, each
+# "TYPE MAJOR MINOR UID GID MODE PATH" ended by a NUL, so a PATH may hold
+# any byte but NUL (a newline, blanks at either end, backslashes); read back
+# with xargs -0 (busybox sh's read cannot split at NUL). An image committed
+# by an older script has overlay-devices instead: the same records ended by
+# newlines, read by turning them into NULs (a line that is not a record, the
+# rest of a name with a newline, which that format could not hold, is refused).
+# The opaque-directory manifest, overlay-xattrs, is getfattr's dump, whose
+# "# file:" lines escape a newline and a backslash in a name as \ooo (setfattr
+# --restore reads them back).
+devices=overlay-devices.nul
+legacy_devices=overlay-devices
+
+# The records of the devices under the current directory (this file system only).
+device_records() {
+    for type in c b; do
+        find . -xdev -type "$type" -exec sh -c '
+            type=$1
+            shift
+            # One line per path, in their order (a name holds no field).
+            fields=$(stat -c "%t %T %u %g %a" "$@") || exit 1
+            printf "%s\n" "$fields" | for path; do
+                read -r major minor uid gid mode || exit 1
+                printf "%s %s %s %s %s %s %s\0" "$type" "$major" "$minor" "$uid" "$gid" "$mode" "$path"
+            done' sh "$type" {} +
+    done
+}
+
+# For each record on stdin: checks it, then runs ACTION (shell code) in a
+# `sh -c` with $root (ROOT), $path (ROOT/PATH) and the record's six fields
+# as "$@". Fails when a record is not one or an action fails.
+each_device_record() {
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    xargs -0 -r sh -c '
+        set -euf
+        root=$1 action=$2
+        shift 2
+        for record; do
+            case "$record" in
+            [cb]" "*" "*" "*" "*" "*" ./"*) ;;
+            *) echo "not a device record: $record" >&2; exit 1 ;;
+            esac
+            rest=${record#* * * * * * }
+            # shellcheck disable=SC2086 # the six fields before the path
+            set -- ${record%"$rest"}
+            path=$root/$rest
+            eval "$action"
+        done' sh "$1" "$2"
+}
+
 # Marks the tree incomplete while it is written; only a finished sync out
 # marks it complete again (the manifests renamed into place first).
 sync_out() {
     echo incomplete > "$state/tree-state"
-    (cd "$1" && { find . -type c -exec stat -c 'c %t %T %u %g %a %n' {} +
-        find . -type b -exec stat -c 'b %t %T %u %g %a %n' {} +; } > "$state/overlay-devices.new")
+    (cd "$1" && device_records > "$state/$devices.new") \
+        || die "listing the devices (overlay2's whiteouts) of $1 failed: its data is not saved; the live file stays for the next start"
     (cd "$1" && getfattr -R -h -m '^trusted\.overlay\.(opaque|redirect)$' -d . > "$state/overlay-xattrs.new") \
         || die "getfattr failed (the attr package?): the opaque directories could not be saved"
     rsync_tree "$1" "$2" || die "rsync from $1 to $2 failed (disk full?): the saved tree is incomplete; the live file stays for the next start"
     # A path that became a whiteout (a device, which rsync skips) since the last sync.
-    while IFS= read -r line; do
-        rm -rf "${2:?}/$(device_path "$line")"
-    done < "$state/overlay-devices.new"
-    mv "$state/overlay-devices.new" "$state/overlay-devices"
+    # shellcheck disable=SC2016 # the action is expanded by each_device_record's sh
+    each_device_record "$2" 'rm -rf "$path"' < "$state/$devices.new" \
+        || die "removing the tree's copies of new whiteouts in $2 failed: the saved tree is incomplete; the live file stays for the next start"
+    mv "$state/$devices.new" "$state/$devices"
+    rm -f "$state/$legacy_devices"
     mv "$state/overlay-xattrs.new" "$state/overlay-xattrs"
     sync
     echo complete > "$state/tree-state"
 }
 
-# The path of a line of the device manifest (TYPE MAJOR MINOR UID GID MODE
-# PATH), blanks in it kept (read would strip trailing ones). A name with a
-# newline cannot be in this line format; overlay2 makes none.
-device_path() {
-    printf '%s' "${1#* * * * * * }"
-}
-
 sync_in() {
     rsync_tree "$1" "$2"
-    destination=$2
-    if [ -f "$state/overlay-devices" ]; then
-        set -f
-        while IFS= read -r line; do
-            # shellcheck disable=SC2086 # the six fields before the path
-            set -- $line
-            path=$destination/$(device_path "$line")
-            rm -rf "$path"
-            mknod "$path" "$1" $((0x$2)) $((0x$3))
-            chown -h "$4:$5" "$path"
-            chmod "$6" "$path"
-        done < "$state/overlay-devices"
-        set +f
+    # shellcheck disable=SC2016 # expanded by each_device_record's sh
+    make_device='rm -rf "$path"; mknod "$path" "$1" $((0x$2)) $((0x$3)); chown -h "$4:$5" "$path"; chmod "$6" "$path"'
+    failed="making the whiteouts of the device manifest again in $2 failed: the start cannot rebuild the engine's data from $state/tree"
+    if [ -f "$state/$devices" ]; then
+        each_device_record "$2" "$make_device" < "$state/$devices" || die "$failed"
+    elif [ -f "$state/$legacy_devices" ]; then
+        ! grep -qvE '^[cb] [0-9a-f]+ [0-9a-f]+ [0-9]+ [0-9]+ [0-7]+ \./' "$state/$legacy_devices" \
+            || die "$state/$legacy_devices (the device manifest of an older 30-docker-storage.sh) has a line that is not a device record: a whiteout's name had a newline, which that format cannot hold, so the engine's data cannot be rebuilt from this image; restore the image committed before it"
+        tr '\n' '\0' < "$state/$legacy_devices" | each_device_record "$2" "$make_device" || die "$failed"
     fi
-    [ -s "$state/overlay-xattrs" ] && (cd "$destination" && setfattr -h --restore="$state/overlay-xattrs")
+    [ -s "$state/overlay-xattrs" ] && (cd "$2" && setfattr -h --restore="$state/overlay-xattrs")
     true
 }
 
 start_overlay_sync() {
     require_volume
     loop_nodes
-    rm -f "$state/overlay-devices.new" "$state/overlay-xattrs.new" "$live/docker.img.new"
+    rm -f "$state/$devices.new" "$state/overlay-xattrs.new" "$live/docker.img.new"
     resume_live_file && return 0
     [ "$(cat "$state/tree-state" 2>/dev/null || echo complete)" = complete ] \
         || die "the saved tree $state/tree is incomplete (a stop was interrupted while syncing it) and there is no live file to run on: start from the image committed before, not from this container"
@@ -396,10 +436,26 @@ stop_overlay_sync() {
 # them in the background). In a plain-files mode, after a restore they are
 # directories of the image's lower layer, which the L1's overlay cannot
 # rename ("invalid cross-device link": fatal for runtimes). Both are
-# scratch: removed at stop (so not committed) and again at start (a commit
-# without quiesce has them).
+# scratch: removed at stop (so not committed) and again at start (an image
+# committed without a quiesce before 40-dockerd.sh removed runtimes once
+# dockerd was ready has them). Where the L2's root is fuse-overlayfs, such an
+# image still fails: after the removal, dockerd's own mkdir and rename make
+# that L1 show the image's runtimes again ("rename .../gen-runtimes...
+# .../runtimes: file exists"), and nothing in the L2 can hide it for good.
 remove_scratch() {
     rm -rf "$data_root/runtimes" "$data_root/tmp"
+}
+
+# The type of the file system at / (fuse.fuse-overlayfs, overlay, ...).
+root_fs_type() {
+    awk '$5 == "/" { for (i = 7; $i != "-"; i++) {} type = $(i + 1) } END { print type }' /proc/self/mountinfo
+}
+
+# At start, before remove_scratch: the one image a restore cannot fix, said in one line.
+warn_committed_runtimes() {
+    if [ -d "$data_root/runtimes" ] && [ "$(root_fs_type)" = fuse.fuse-overlayfs ]; then
+        echo "warning: $data_root/runtimes came with this image (a commit without a quiesce, by a 40-dockerd.sh older than the one that removes it): on this L1 (fuse-overlayfs) dockerd will fail to start ('rename .../gen-runtimes... .../runtimes: file exists'); restore an image committed after a quiesce (dind-init snapshot)" >&2
+    fi
 }
 
 case "${1:-}" in
@@ -412,12 +468,14 @@ start)
         [ -c /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
         fuse_overlayfs_works || echo "warning: fuse-overlayfs cannot make a directory on this L2's file system (the L1 engine's storage driver is fuse-overlayfs? it refuses the nested one's opaque xattr): L3 containers whose image lacks a directory they need fail to start; DIND_STORAGE=vfs or overlay-sync work here" >&2
         plain_data_root
+        warn_committed_runtimes
         remove_scratch
         driver=fuse-overlayfs
         say "inner engine data: $data_root, plain files, fuse-overlayfs driver: $where"
         ;;
     vfs)
         plain_data_root
+        warn_committed_runtimes
         remove_scratch
         driver=vfs
         say "inner engine data: $data_root, plain files, vfs driver: $where"

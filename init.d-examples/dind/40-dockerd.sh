@@ -97,6 +97,18 @@ start)
     if [ "$driver" != "$driver_wanted" ]; then
         fail_start "storage driver is '$driver', not $driver_wanted (storage mode ${DIND_STORAGE:-?}): see 30-docker-storage.sh's log"
     fi
+    # dockerd replaces DATA_ROOT/runtimes at every start by two renames,
+    # which fail on a directory of the image's lower layers: "invalid
+    # cross-device link" where it is kept, and, where it is removed first (as
+    # 30-docker-storage.sh does), a fuse-overlayfs L1 shows it again after
+    # the first rename ("rename .../gen-runtimes... .../runtimes: file
+    # exists"). A commit without a quiesce (whose stop removes it) would put
+    # it there; so it goes now, when empty (no runtime with arguments in
+    # daemon.json writes into it), in the plain-file modes, whose data root
+    # is committed.
+    case "${DIND_STORAGE:-}" in
+    vfs | fuse-overlayfs) rmdir "$DIND_DOCKER_ROOT/runtimes" 2>/dev/null || true ;;
+    esac
     echo "dockerd ready (pid $(cat "$pidfile"), storage driver $driver, data root $DIND_DOCKER_ROOT$([ "${DIND_DOCKERD_IPTABLES:-1}" != 0 ] || echo ', no iptables'))"
     ;;
 stop)

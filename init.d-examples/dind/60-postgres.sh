@@ -57,9 +57,10 @@ start)
 stop)
     docker container inspect "$name" >/dev/null 2>&1 || exit 0
     docker stop -t "${DIND_PG_STOP_TIMEOUT:-30}" "$name" >/dev/null
-    set -- $(docker inspect -f '{{.State.ExitCode}} {{.State.OOMKilled}}' "$name")
-    if [ "$1" != 0 ] || [ "$2" != false ]; then
-        echo "postgres container $name did not shut down cleanly (exit code $1, OOM-killed $2): its data needs crash recovery; not commit-safe" >&2
+    ended=$(docker inspect -f '{{.State.ExitCode}} {{.State.OOMKilled}}' "$name")
+    code=${ended%% *} oom_killed=${ended#* }
+    if [ "$code" != 0 ] || [ "$oom_killed" != false ]; then
+        echo "postgres container $name did not shut down cleanly (exit code $code, OOM-killed $oom_killed): its data needs crash recovery; not commit-safe" >&2
         exit 1
     fi
     echo "postgres in $name shut down cleanly"

@@ -1,8 +1,10 @@
 #!/bin/sh
 # DinD stage 30's runtime work: `pgbench -i` at scale PGBENCH_SCALE
-# (100,000 rows in pgbench_accounts per unit), once; a restored boot finds
-# the tables and says so (no count(*): it would scan the table on every
-# restore).
+# (100,000 rows in pgbench_accounts per unit), once: the marker table
+# dind_pgbench_done is made when it finished, and a later boot that finds
+# it says so (no count(*): it would scan the table on every restore). A
+# setup cut short (pgbench killed, a start timeout) leaves no marker, so the
+# next start runs it again.
 #
 # Settings (environment): PGBENCH_SCALE (10: 1,000,000 rows).
 set -eu
