@@ -84,10 +84,6 @@ fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
         let signal_fd = sys::async_signal_fd(&signal_mask).context("cannot open the signalfd")?;
         let listener = bind_or_warn(&mut config);
         let socket_path = config.socket.clone();
-        if !config.owns_paths {
-            // Nothing of ours to quiesce or resume: a plain wrapper, like tini.
-            config.signals = SignalRoles::forward_all();
-        }
         let signal_roles = config.signals;
         let reaper = Arc::new(Reaper::new());
         let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
@@ -126,6 +122,8 @@ fn bind_or_warn(config: &mut Config) -> Option<tokio::net::UnixListener> {
     };
     let also = if matches!(error, control::BindError::InUse(_)) {
         config.owns_paths = false;
+        // Nothing of ours to quiesce or resume: a plain wrapper, like tini.
+        config.signals = SignalRoles::forward_all();
         format!(
             ", init.d scripts or state file {} (they are the live one's): only the main command runs, and every signal goes to it",
             config.state_path.display()

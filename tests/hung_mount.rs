@@ -31,30 +31,31 @@ fn build_stuck_mm(sandbox: &Sandbox) -> PathBuf {
     binary
 }
 
-/// The host pids of `init`'s children named `comm`, from `/proc/PID/stat`
-/// alone (reading a stuck process's command line would block this test too).
-fn children_named(init: i32, comm: &str) -> Vec<i32> {
-    let children =
-        fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
-    children
+/// `init`'s children with their `/proc/PID/stat` lines, from `stat` alone
+/// (reading a stuck process's command line would block this test too).
+fn children_with_stat(init: i32) -> Vec<(i32, String)> {
+    fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
+        .unwrap_or_default()
         .split_whitespace()
         .filter_map(|pid| pid.parse().ok())
-        .filter(|pid| {
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| stat.contains(&format!("({comm})")))
-        })
+        .filter_map(|pid| Some((pid, fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)))
         .collect()
 }
 
-/// Whether any child of `init` is a zombie, from `/proc/PID/stat` alone.
+/// The host pids of `init`'s children named `comm`.
+fn children_named(init: i32, comm: &str) -> Vec<i32> {
+    children_with_stat(init)
+        .into_iter()
+        .filter(|(_, stat)| stat.contains(&format!("({comm})")))
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Whether any child of `init` is a zombie.
 fn has_a_zombie_child(init: i32) -> bool {
-    let children =
-        fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
-    children.split_whitespace().any(|pid| {
-        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit_once(") ")
-                .is_some_and(|(_, rest)| rest.starts_with('Z'))
-        })
+    children_with_stat(init).iter().any(|(_, stat)| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
     })
 }
 
