@@ -603,8 +603,10 @@ fn a_postgres_that_never_gets_ready_fails_its_start_within_dind_pg_wait() {
     );
     let data_mount = format!("{}:/srv/pgdata", data.display());
     let flags = run_flags();
-    // The start timeout leaves 12 s for `docker run`; the old wait (200
-    // tries of two docker calls and a 0.1 s sleep) outlasts it.
+    // The start timeout leaves 40 s for `docker run` (a vfs copy of the
+    // image's layers: 12 s was too little on a slow CI machine). The old
+    // wait (200 tries of two docker calls and a 0.1 s sleep, 60 s and more)
+    // still outlasts it, and its message had no log dump after it.
     let l2 = run_with_bundle(
         engine_image(),
         &flags,
@@ -612,7 +614,7 @@ fn a_postgres_that_never_gets_ready_fails_its_start_within_dind_pg_wait() {
             "-e",
             "DIND_STORAGE=vfs",
             "-e",
-            "DIND_INIT_START_TIMEOUT=32",
+            "DIND_INIT_START_TIMEOUT=60",
             "-e",
             "DIND_INIT_ON_START_FAILURE=continue",
             "-e",
@@ -626,14 +628,14 @@ fn a_postgres_that_never_gets_ready_fails_its_start_within_dind_pg_wait() {
         ],
         postgres_bundle(),
     );
-    // Past the bundle's load (440 MB into vfs) and the 20 s wait.
+    // Past the bundle's load (440 MB into vfs) and the start's 60 s bound.
     let running = l2.exec(&[
         "dind-init",
         "status",
         "--wait",
         "running",
         "--timeout",
-        "180",
+        "300",
     ]);
     assert!(running.status.code().is_some(), "{}", l2.logs());
     let postgres = script_status(&l2, "60-postgres.sh");
