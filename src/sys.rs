@@ -10,9 +10,13 @@ use std::process::Command;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-/// Signals that are raised synchronously by a fault in this process; blocking
-/// them would turn a crash into a hang, so they keep their default action.
-const SYNCHRONOUS_SIGNALS: [Signal; 7] = [
+/// The signals a fault of a process raises (SIGSEGV, ...). They are blocked
+/// and read like any other, so one sent with `kill` is forwarded (as
+/// dumb-init does); a real fault of dind-init's own still ends it, because
+/// the kernel forces a fault signal through: it unblocks the signal, resets
+/// it to its default action and, for PID 1, lifts the protection that drops
+/// signals an init has no handler for (`force_sig_info_to_task`).
+const FAULT_SIGNALS: [Signal; 7] = [
     Signal::SIGFPE,
     Signal::SIGILL,
     Signal::SIGSEGV,
@@ -22,28 +26,23 @@ const SYNCHRONOUS_SIGNALS: [Signal; 7] = [
     Signal::SIGSYS,
 ];
 
-/// Whether `signo` is raised by a fault of the process itself (SIGSEGV, ...).
-pub fn is_synchronous(signo: i32) -> bool {
-    SYNCHRONOUS_SIGNALS
-        .iter()
-        .any(|&signal| signal as i32 == signo)
+/// Whether `signo` is one a fault raises (SIGSEGV, ...): never given a role.
+pub fn is_fault_signal(signo: i32) -> bool {
+    FAULT_SIGNALS.iter().any(|&signal| signal as i32 == signo)
 }
 
 /// The signals dind-init reads from its signalfd: every signal number the
-/// kernel has (1 to SIGRTMAX), real-time ones included, except the
-/// synchronous ones. Built bit by bit, because the C library's
-/// `sigfillset` and `sigaddset` leave out the numbers it keeps for itself
-/// (musl: 32 to 34), which would then be neither blocked nor read: as PID 1
-/// such a signal would be dropped, and otherwise kill dind-init.
+/// kernel has (1 to SIGRTMAX), real-time ones included. Built bit by bit,
+/// because the C library's `sigfillset` and `sigaddset` leave out the
+/// numbers it keeps for itself (musl: 32 to 34), which would then be neither
+/// blocked nor read: as PID 1 such a signal would be dropped, and otherwise
+/// kill dind-init.
 pub fn handled_signals() -> SigSet {
     const WORD_BITS: usize = libc::c_ulong::BITS as usize;
     const WORDS: usize =
         std::mem::size_of::<libc::sigset_t>() / std::mem::size_of::<libc::c_ulong>();
     let mut words = [0 as libc::c_ulong; WORDS];
     for signo in 1..=libc::SIGRTMAX() {
-        if is_synchronous(signo) {
-            continue;
-        }
         // Bit n-1 holds signal n, in words of the native size (the kernel's layout).
         let bit = usize::try_from(signo.saturating_sub(1)).unwrap_or(0);
         if let Some(word) = words.get_mut(bit / WORD_BITS) {
@@ -500,17 +499,10 @@ mod tests {
     }
 
     #[test]
-    fn every_signal_number_is_handled_but_the_synchronous_ones() {
+    fn every_signal_number_is_handled() {
         let set = handled_signals();
         for signo in 1..=libc::SIGRTMAX() as usize {
-            assert_eq!(
-                has(&set, signo),
-                !is_synchronous(signo as i32),
-                "signal {signo}"
-            );
-        }
-        for internal in 32..=34 {
-            assert!(has(&set, internal), "signal {internal}");
+            assert!(has(&set, signo), "signal {signo}");
         }
     }
 }

@@ -117,6 +117,48 @@ fn the_c_librarys_own_signals_are_forwarded_as_pid_1_and_as_subreaper() {
     }
 }
 
+/// A main command that exits with 100 + N when it gets fault signal N.
+const EXITS_ON_A_FAULT_SIGNAL: &str = "import os, signal, time
+for name in ('SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGSYS'):
+    signal.signal(getattr(signal, name), lambda signo, frame: os._exit(100 + signo))
+print('ready', flush=True)
+while True:
+    time.sleep(1047)";
+
+/// The fault signals sent with `kill` (`docker kill -s ABRT`) reach the main
+/// command, as with dumb-init: as PID 1 the kernel would drop them, and not
+/// as PID 1 they would end dind-init, if they kept their default action.
+#[test]
+fn fault_signals_sent_with_kill_are_forwarded_as_pid_1_and_as_subreaper() {
+    for as_pid_1 in [true, false] {
+        for signo in [
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGABRT,
+            libc::SIGBUS,
+            libc::SIGFPE,
+            libc::SIGSEGV,
+            libc::SIGSYS,
+        ] {
+            let sandbox = Sandbox::new("fault-signals");
+            let args = ["--", "python3", "-c", EXITS_ON_A_FAULT_SIGNAL];
+            let mut init = if as_pid_1 {
+                sandbox.start(&args)
+            } else {
+                sandbox.start_as_subreaper(&args)
+            };
+            init.wait_for_line("ready");
+            send_raw_signal(init.pid.as_raw(), signo);
+            assert_eq!(
+                init.wait_exit(),
+                100 + signo,
+                "signal {signo}, PID 1: {as_pid_1}: {}",
+                init.log()
+            );
+        }
+    }
+}
+
 /// `kill -USR1 1`, then `dind-init quiesce` while that quiesce runs (what
 /// `docker kill -s USR1` and then `dind-init snapshot` do): the client gets
 /// the running quiesce's answer, and nothing is left asked for, so the

@@ -39,9 +39,9 @@ pub fn parse_role_signal(text: &str) -> Result<Option<i32>, String> {
         return Err(format!("`{text}` is not a signal number of this system"));
     }
     let reserved = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD];
-    if reserved.contains(&signo) || crate::sys::is_synchronous(signo) {
+    if reserved.contains(&signo) || crate::sys::is_fault_signal(signo) {
         return Err(format!(
-            "{} cannot be given a role (it cannot be caught, or dind-init needs it)",
+            "{} cannot be given a role (it cannot be caught, dind-init needs it, or it reports a fault)",
             signal_name(signo)
         ));
     }
