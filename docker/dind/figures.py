@@ -377,11 +377,17 @@ def span(values, unit=""):
     return f"{low}{unit}" if low == high else f"{low}–{high}{unit}"
 
 
+def together(result):
+    """The label of the instances-started-together figures ("4 together")."""
+    return f"{result.get('instances', 4)} together"
+
+
 def table(result):
     lines = [
         "| mode | setup | changed per cycle (MB) | layer per cycle (MB) | WAL written per cycle (MB) "
         "| layer ÷ WAL | quiesce | commit | restore to DB answering "
-        "| image: setup → 3 cycles (MB) | 4 together: disk each, all ready | plain commit, no quiesce |",
+        f"| image: setup → {result.get('cycles', 3)} cycles (MB) | {together(result)}: disk each, all ready "
+        "| plain commit, no quiesce |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, f in result["modes"].items():
@@ -424,9 +430,9 @@ def targets(result):
          f["setup_ms"] / restore >= 10),
         (f"image after {len(c)} cycles = setup image + the {len(c)} layers (each its own `docker history` row)",
          f"hidden growth {growth} bytes", growth == 0),
-        ("4 together: ≤ 100 MB of host disk each before they write",
+        (f"{together(result)}: ≤ 100 MB of host disk each before they write",
          f"{mb(p['disk_added_bytes_per_instance'])} MB", p["disk_added_bytes_per_instance"] <= 100 * MB),
-        ("4 together: all ready within 2 × a single restore", f"{p['all_ready_ms']} vs 2 × {single} ms",
+        (f"{together(result)}: all ready within 2 × a single restore", f"{p['all_ready_ms']} vs 2 × {single} ms",
          p["all_ready_ms"] <= 2 * single),
         ("every restore starts from a clean shutdown (\"database system was shut down at\")",
          f"{sum(x['crash_recoveries'] for x in c)} of {len(c)} did not",
@@ -477,7 +483,8 @@ def main():
 
     result = {"default_mode": None, "machine": f"{os.cpu_count()} cores, Docker "
               + sh("docker", "version", "-f", "{{.Server.Version}}") + " on " + sh("docker", "info", "-f", "{{.Driver}}"),
-              "scale": args.scale, "rows_per_cycle": args.rows, "modes": {}}
+              "scale": args.scale, "rows_per_cycle": args.rows, "cycles": args.cycles,
+              "instances": args.instances, "modes": {}}
     for mode in modes if "host" in args.l1.split(",") else []:
         try:
             result["modes"][mode] = measure(mode, args, tmp_image, args.repo)
