@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,11 +49,64 @@ pub fn under_emulation(test: &str) -> bool {
     emulated
 }
 
+/// Starts `command` with the signal state a container's PID 1 gets from
+/// its engine: nothing blocked, every signal at its default action, whatever
+/// ran the tests (`nohup` ignores SIGHUP, a shell's background job SIGINT
+/// and SIGQUIT), since dind-init hands that state on to its main command.
+/// A test that wants another state sets it in a `pre_exec` of its own,
+/// which runs after this one.
+fn with_default_signal_state(command: &mut Command) {
+    /// The kernel's `struct sigaction` (x86_64 and aarch64 alike).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::c_ulong,
+        flags: libc::c_ulong,
+        restorer: libc::c_ulong,
+        mask: u64,
+    }
+    // SAFETY: between fork and exec only the rt_sigaction and
+    // rt_sigprocmask system calls, which are async-signal-safe, on values
+    // of the kernel's layout; nothing is allocated.
+    unsafe {
+        command.pre_exec(|| {
+            let default = KernelSigaction {
+                handler: libc::SIG_DFL as libc::c_ulong,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            // The raw system calls: the C library refuses its own numbers
+            // (32 and 33 for glibc), which a parent may have ignored.
+            for signo in 1..=64 {
+                if signo != libc::SIGKILL && signo != libc::SIGSTOP {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signo,
+                        &default as *const KernelSigaction,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        8usize,
+                    );
+                }
+            }
+            let nothing: u64 = 0;
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &nothing as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+            Ok(())
+        });
+    }
+}
+
 /// A command that runs dind-init directly (client, or init that is not PID 1).
 pub fn dind_init() -> Command {
     let argv = dind_init_argv();
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]);
+    with_default_signal_state(&mut command);
     command
 }
 
@@ -62,6 +116,7 @@ pub fn dind_init_in_namespace() -> Command {
     command
         .args(["--fork", "--pid", "--mount-proc"])
         .args(dind_init_argv());
+    with_default_signal_state(&mut command);
     command
 }
 
