@@ -13,8 +13,11 @@ case "${1:-}" in
 start)
     # Not stale while the dockerd of an earlier start still runs (a failed
     # stop, a resume): a second dockerd would start on the same data.
+    # Its own dockerd: named so and in this pid namespace (an L3's processes
+    # show in /proc too, an L3's own dockerd among them).
     pid=$(cat /run/dind-dockerd.pid 2>/dev/null || true)
-    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] \
+        && [ "$(readlink "/proc/$pid/ns/pid" 2>/dev/null)" = "$(readlink /proc/self/ns/pid)" ]; then
         echo "dockerd (pid $pid) of an earlier start still runs: its runtime files are not stale; stop it (kill $pid) or restart the container" >&2
         exit 1
     fi

@@ -40,12 +40,19 @@ now() { cut -d' ' -f1 /proc/uptime; }
 # Whether SECONDS have passed since START (both from now()).
 passed() { awk -v start="$1" -v now="$(now)" -v limit="$2" 'BEGIN { exit !(now - start >= limit) }'; }
 
-# The pid the pid file names, if that process is our dockerd (a pid file
-# may outlive its dockerd, and L3 processes share the L2's pid space).
+# Whether PID is a dockerd of this container's own: named dockerd and in
+# its pid namespace. A pid file may outlive its dockerd, and the processes of
+# L3 containers (an L3's own dockerd among them) show in the L2's /proc.
+is_our_dockerd() {
+    [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = dockerd ] \
+        && [ "$(readlink "/proc/$1/ns/pid" 2>/dev/null)" = "$(readlink /proc/self/ns/pid)" ]
+}
+
+# The pid the pid file names, if that process is our dockerd.
 dockerd_pid() {
     [ -f "$pidfile" ] || return 1
     pid=$(cat "$pidfile")
-    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]
+    is_our_dockerd "$pid"
 }
 
 # SIGTERM, wait up to SECONDS, then SIGKILL; returns 1 when it needed SIGKILL.
@@ -79,7 +86,7 @@ start)
     # A pid file of a dockerd that died (--on-daemon-exit=restart skips
     # 20-runtime-cleanup.sh) would make the new one refuse to start.
     docker_pid=$(cat /var/run/docker.pid 2>/dev/null || true)
-    [ -z "$docker_pid" ] || [ "$(cat "/proc/$docker_pid/comm" 2>/dev/null)" = dockerd ] || rm -f /var/run/docker.pid
+    [ -z "$docker_pid" ] || is_our_dockerd "$docker_pid" || rm -f /var/run/docker.pid
     flags=${DOCKERD_FLAGS:---log-level=warn}
     case " $flags" in *" --storage-driver"* | *" -s "*) ;; *) flags="$flags --storage-driver=$driver_wanted" ;; esac
     case " $flags" in *" --data-root"*) ;; *) flags="$flags --data-root=$DIND_DOCKER_ROOT" ;; esac
