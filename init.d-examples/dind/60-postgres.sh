@@ -26,6 +26,8 @@ wait_seconds=${DIND_PG_WAIT:-120}
 now() { cut -d' ' -f1 /proc/uptime; }
 # Whether SECONDS have passed since START (both from now()).
 passed() { awk -v start="$1" -v now="$(now)" -v limit="$2" 'BEGIN { exit !(now - start >= limit) }'; }
+# The seconds left of LIMIT since START, at least 0.1 (`timeout 0` never ends).
+left() { awk -v start="$1" -v now="$(now)" -v limit="$2" 'BEGIN { l = limit - (now - start); printf "%.1f\n", (l > 0.1 ? l : 0.1) }'; }
 
 case "${1:-}" in
 start)
@@ -43,7 +45,8 @@ start)
     started=$(now)
     # The polling runs inside the L3, in one `docker exec` (each one is a
     # round trip through the inner engine, 0.1-0.2 s): ready shows within 50 ms.
-    until docker exec "$name" timeout "$wait_seconds" sh -c 'until pg_isready -q; do sleep 0.05; done' 2>/dev/null; do
+    # An exec that fails early is tried again with what is left of the bound.
+    until docker exec "$name" timeout "$(left "$started" "$wait_seconds")" sh -c 'until pg_isready -q; do sleep 0.05; done' 2>/dev/null; do
         if [ "$(docker inspect -f '{{.State.Running}}' "$name")" != true ]; then
             echo "postgres container $name exited during start-up:" >&2
             docker logs --tail 20 "$name" >&2 2>&1
