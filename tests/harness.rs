@@ -35,7 +35,8 @@ pub fn dind_init_argv() -> Vec<String> {
 /// Whether dind-init runs under an emulator (`DIND_INIT_TEST_RUNNER`, the
 /// aarch64 suite under qemu-user). qemu-user keeps some host signals for
 /// itself: it renumbers real-time signals in the wait statuses it hands on
-/// (a child killed by 37 is reported as killed by 35), reserves 32-34, and
+/// (a child killed by 37 is reported as killed by 35), reserves 32-34, takes
+/// the fault signals (SIGSEGV, SIGILL, ...) for its own emulation, and
 /// shows its guest none of the dispositions its host process inherited. A
 /// test of those signal numbers says so and checks nothing there; the
 /// native run checks it.
