@@ -187,14 +187,15 @@ fn saving_line(mode: &str) -> &'static str {
     }
 }
 
-/// Waits until the log holds one `line` more than it did before `action`
-/// (an earlier stop's line must not count).
-fn wait_for_one_more(l2: &Container, line: &str, action: impl FnOnce()) {
+/// A quiesce started in the background, returned once the log holds one
+/// `line` more than before it (an earlier stop's line must not count).
+fn quiesce_until_logged(l2: &Container, line: &str) -> Child {
     let before = l2.logs().matches(line).count();
-    action();
+    let quiesce = quiesce_in_background(l2);
     wait_until(&format!("one more {line:?} in the log"), || {
         l2.logs().matches(line).count() > before
     });
+    quiesce
 }
 
 /// A `docker exec`ed shell that runs `setup` (it sits in a directory, holds
@@ -261,12 +262,9 @@ fn failed_and_interrupted_stops_keep_the_newest_inner_data(mode: &str) {
     // 256 MB to save keep the ext4 modes' save going for well over the
     // time it takes to see its line and kill.
     add_record(&l2, "3", if ext4 { 256 } else { 1 });
-    let mut background = None;
-    wait_for_one_more(&l2, saving_line(mode), || {
-        background = Some(quiesce_in_background(&l2));
-    });
+    let mut background = quiesce_until_logged(&l2, saving_line(mode));
     docker_ok(&["kill", &l2.id]);
-    let _ = background.map(|mut quiesce| quiesce.wait());
+    let _ = background.wait();
     docker_ok(&["start", &l2.id]);
     let status = l2.wait_phase("running");
     assert_eq!(status["healthy"], true, "{}", l2.logs());
@@ -396,15 +394,12 @@ fn overlay_sync_refuses_a_stop_without_getfattr_and_an_image_committed_mid_sync(
     );
 
     add_record(&l2, "2", 256);
-    let mut background = None;
-    wait_for_one_more(&l2, saving_line("overlay-sync"), || {
-        background = Some(quiesce_in_background(&l2));
-    });
+    let mut background = quiesce_until_logged(&l2, saving_line("overlay-sync"));
     let image = format!("{}:latest", unique("dind-init-e2e-mid-sync"));
     let _images = Images(vec![image.clone()]);
     // `docker commit` pauses the container: the sync is frozen half-way.
     docker_ok(&["commit", &l2.id, &image]);
-    let _ = background.map(|mut quiesce| quiesce.wait());
+    let _ = background.wait();
     drop(l2);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     let restored = Container::run(&image, &flag_refs);

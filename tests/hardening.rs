@@ -95,11 +95,7 @@ fn the_c_librarys_own_signals_are_forwarded_as_pid_1_and_as_subreaper() {
         for signo in [32, 33, 34] {
             let sandbox = Sandbox::new("libc-signals");
             let args = ["--", "python3", "-c", DIES_OF_32_TO_34];
-            let mut init = if as_pid_1 {
-                sandbox.start(&args)
-            } else {
-                sandbox.start_as_subreaper(&args)
-            };
+            let mut init = sandbox.start_as(as_pid_1, &args);
             init.wait_for_line("ready");
             if signo == 33 {
                 sandbox.quiesce_ok();
@@ -149,11 +145,7 @@ fn fault_signals_sent_with_kill_are_forwarded_as_pid_1_and_as_subreaper() {
         ] {
             let sandbox = Sandbox::new("fault-signals");
             let args = ["--", "python3", "-c", EXITS_ON_A_FAULT_SIGNAL];
-            let mut init = if as_pid_1 {
-                sandbox.start(&args)
-            } else {
-                sandbox.start_as_subreaper(&args)
-            };
+            let mut init = sandbox.start_as(as_pid_1, &args);
             init.wait_for_line("ready");
             send_raw_signal(init.pid.as_raw(), signo);
             assert_eq!(

@@ -249,6 +249,16 @@ esac"#,
         Init::spawn(command, false)
     }
 
+    /// [`Sandbox::start`] (PID 1) or [`Sandbox::start_as_subreaper`], for
+    /// a test that checks both.
+    pub fn start_as(&self, as_pid_1: bool, args: &[&str]) -> Init {
+        if as_pid_1 {
+            self.start(args)
+        } else {
+            self.start_as_subreaper(args)
+        }
+    }
+
     /// Like [`Sandbox::start`] with extra environment variables.
     pub fn start_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Init {
         let mut command = self.command(args);
