@@ -99,14 +99,11 @@ fn an_init_typed_on_a_host_says_what_it_is_doing() {
         default_dir.display()
     );
     let sandbox = Sandbox::new("first-contact-host");
+    // The sandbox's paths but not its --init-dir: the default one, missing.
     let mut command = dind_init();
-    command
-        .arg("--socket")
-        .arg(&sandbox.socket)
-        .arg("--state")
-        .arg(&sandbox.state)
-        .env_remove("DIND_INIT_DIR")
-        .stdin(Stdio::null());
+    command.arg(format!("--socket={}", sandbox.socket.display()));
+    command.arg(format!("--state={}", sandbox.state.display()));
+    command.env_remove("DIND_INIT_DIR").stdin(Stdio::null());
     let mut init = Init::spawn(command, false);
     let line = init.wait_for_line("not PID 1 and no init.d at /etc/dind-init/init.d");
     assert!(
