@@ -1,13 +1,18 @@
 //! The command line of both roles of the one binary: the init (`dind-init
 //! [OPTIONS] [-- CMD ARGS...]`) and the client subcommands (`status`,
-//! `quiesce`, `resume`, `logs`, and `snapshot` on the host, parsed in
-//! `snapshot`). Every init option is also an environment variable, so an
-//! image can set them with `ENV`; a flag wins over its variable.
+//! `quiesce`, `resume`, `logs`, and `snapshot` and `pool` on the host,
+//! parsed in their modules). Every init option is also an environment
+//! variable, so an image can set them with `ENV`; a flag wins over its
+//! variable. Each parser checks its flags against its [`Syntax`] table, and
+//! `-h`/`--help` after any subcommand is answered here from those tables
+//! ([`SYNTAXES`]), which `help_drift` walks against the help texts.
 //!
 //! Parsed by hand rather than with clap: the grammar is a dozen long options
-//! and four subcommands, and clap was a sixth of the binary (see the README's
-//! benchmark section). `parse` is pure (arguments and environment in, a
-//! decision out) and unit-tested here.
+//! and a few subcommands, and clap was a sixth of the binary. `parse` is
+//! pure (arguments and environment in, a decision out) but for three
+//! checks of the file system, so that a newcomer's mistake is named where
+//! it was made: a named init.d directory must exist, `--engine NAME` must be
+//! on `PATH`, and a word one edit from a subcommand must be a program there.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
