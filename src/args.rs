@@ -1,6 +1,7 @@
 //! The primitives of every command line of the binary, the init's and the
-//! host subcommands' alike: a usage error, `--flag value` and
-//! `--flag=value`, and seconds bounded at parse time. A leaf: it uses nothing
+//! host subcommands' alike: a usage error, the [`Syntax`] table each parser
+//! checks its flags against, `--flag value` and `--flag=value`, and seconds
+//! bounded at parse time. A leaf: it uses nothing
 //! else of the crate, so `cli`, `snapshot` and `pool` share it without
 //! importing each other. Pure and unit-tested.
 
@@ -14,7 +15,58 @@ pub struct UsageError(pub String);
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}; see `dind-init --help`", self.0)
+        if self.0.contains("--help`") {
+            write!(f, "{}", self.0)
+        } else {
+            write!(f, "{}; see `dind-init --help`", self.0)
+        }
+    }
+}
+
+/// What one command line of the binary accepts, in the one table that its
+/// parser checks every flag against before it matches it, and that the
+/// help-drift test walks against its `--help`, the top-level help and
+/// docs/reference.md (the contract: docs/development.md, "Command-line
+/// help"). `-h`/`--help` are answered by `cli` for every entry, from
+/// `help`, before the parser runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Syntax {
+    /// The words after `dind-init` that select it (`status`, `pool fill`);
+    /// empty for the init itself.
+    pub words: &'static str,
+    /// Every flag its parser accepts, long form (`--timeout`), `-h`/`--help` aside.
+    pub flags: &'static [&'static str],
+    /// Its `--help`: usage, options and their defaults, exit codes.
+    pub help: fn() -> String,
+}
+
+impl Syntax {
+    /// `flag` when this command line takes it, else the usage error every
+    /// parser gives for a flag it does not take.
+    pub fn check<'a>(&self, flag: &'a str) -> Result<&'a str, UsageError> {
+        if self.flags.contains(&flag) {
+            Ok(flag)
+        } else {
+            Err(self.unknown(flag))
+        }
+    }
+
+    /// The usage error for an argument this command line does not take.
+    pub fn unknown(&self, given: &str) -> UsageError {
+        UsageError(format!(
+            "`{}` does not take `{given}`; see `{} --help`",
+            self.command(),
+            self.command()
+        ))
+    }
+
+    /// `dind-init` and its words.
+    pub fn command(&self) -> String {
+        if self.words.is_empty() {
+            "dind-init".to_string()
+        } else {
+            format!("dind-init {}", self.words)
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The client role: `dind-init status|quiesce|resume|logs`, their output and
 //! their exit codes (0 yes, 1 no, 2 a usage error, 3 no dind-init answers).
+//! What fails is one line on stderr starting `dind-init: error: `, like a
+//! usage error's; a "no" that is an answer (not commit-safe) is not an error.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -69,11 +71,11 @@ pub fn run(socket: &Path, command: Command) -> i32 {
 fn failed_call(error: ClientError) -> i32 {
     match error {
         ClientError::Unreachable(message) => {
-            eprintln!("dind-init: {message}");
+            eprintln!("dind-init: error: {message}");
             EXIT_UNREACHABLE
         }
         ClientError::Protocol(message) => {
-            eprintln!("dind-init: {message}");
+            eprintln!("dind-init: error: {message}");
             EXIT_NO
         }
     }
@@ -88,7 +90,7 @@ fn logs(socket: &Path, name: &str) -> i32 {
         }) => status,
         Ok(response) => {
             eprintln!(
-                "dind-init: {}",
+                "dind-init: error: {}",
                 response
                     .error
                     .as_deref()
@@ -101,7 +103,7 @@ fn logs(socket: &Path, name: &str) -> i32 {
     let Some(script) = status.scripts.iter().find(|s| s.name == name) else {
         let names: Vec<_> = status.scripts.iter().map(|s| s.name.as_str()).collect();
         eprintln!(
-            "dind-init: no script `{name}` in this round; scripts: {}",
+            "dind-init: error: no script `{name}` in this round; scripts: {}",
             if names.is_empty() {
                 "none".to_string()
             } else {
@@ -152,7 +154,7 @@ fn report(request: &Request, response: Response, json: bool) -> i32 {
         }
     }
     if let Some(error) = &response.error {
-        eprintln!("dind-init: {error}");
+        eprintln!("dind-init: error: {error}");
     }
     let Some(status) = response.status.filter(|_| response.ok) else {
         return EXIT_NO;

@@ -55,6 +55,14 @@ fn prepare(mut config: Config) -> Result<Config> {
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     config.resolve_paths(cwd);
+    if own_pid != 1 && config.main_command.is_empty() && !config.init_dir.is_dir() {
+        // Most likely `dind-init` typed on a host: say what this silent wait is.
+        tracing::warn!(
+            "not PID 1 and no init.d at {}: running as an init with nothing to run, holding {} until SIGTERM or Ctrl-C (in a container it is the ENTRYPOINT; `dind-init --help` lists the subcommands)",
+            config.init_dir.display(),
+            config.socket.display()
+        );
+    }
     if config.init_dir_explicit && !config.init_dir.is_dir() {
         bail!(
             "init.d directory {} (from --init-dir or DIND_INIT_DIR) does not exist or is not a directory; create it or unset DIND_INIT_DIR",

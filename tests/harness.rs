@@ -329,7 +329,7 @@ pub struct Init {
 }
 
 impl Init {
-    fn spawn(mut command: Command, namespaced: bool) -> Init {
+    pub fn spawn(mut command: Command, namespaced: bool) -> Init {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut unshare = command.spawn().expect("cannot run unshare");
         let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));

@@ -4,10 +4,16 @@
 //! (numbers, times and column padding aside). A README that drifts from what
 //! dind-init does fails here.
 //!
-//! Two things differ from a user's machine, and only those: `busybox:1.36`
-//! is the offline base image (a static busybox as well), and
-//! `REGISTRY/dind-init:VERSION` is the amd64 release image that
-//! `docker/build-release-images.sh` builds from `make dist`.
+//! The install comes first, as the README's Install says: the binary that
+//! `make dist` wrote (`dist/docker/amd64/dind-init`) copied next to the
+//! Dockerfile, and the host client installed by each of the README's
+//! one-line routes, from `dist/` and from the release image, each into a
+//! directory of its own instead of `/usr/local/bin`; the one from the
+//! release image then runs the console steps. Two things differ from a
+//! user's machine, and only those: `busybox:1.36` is the offline base image
+//! (a static busybox as well), and `REGISTRY/dind-init:VERSION` is the amd64
+//! release image that `docker/build-release-images.sh` builds from
+//! `make dist`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +21,6 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::docker::{OwnedImage, base_image, docker, repo_root, require_engine, unique};
-use crate::harness::dind_init_argv;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -97,6 +102,11 @@ fn the_readme_quick_start_prints_what_the_readme_shows() {
         "console",
         "$ docker run -d --name web2 web:prepared",
     );
+    let host_client = fenced_block(
+        &readme,
+        "sh",
+        &format!("install -m 755 dist/dind-init-{VERSION}-x86_64 /usr/local/bin/dind-init"),
+    );
 
     let release = format!("{}:{VERSION}", unique("dind-init-e2e-quickstart-release"));
     let built = Command::new(repo_root().join("docker/build-release-images.sh"))
@@ -118,21 +128,38 @@ fn the_readme_quick_start_prints_what_the_readme_shows() {
 
     let context = std::env::temp_dir().join(unique("dind-init-quickstart"));
     fs::create_dir_all(context.join("init.d")).unwrap();
+    let dist = repo_root().join("dist");
+    fs::copy(
+        dist.join("docker/amd64/dind-init"),
+        context.join("dind-init"),
+    )
+    .unwrap();
     fs::write(
         context.join("Dockerfile"),
-        dockerfile.replace("busybox:1.36", &base_image()).replace(
-            &format!("REGISTRY/dind-init:{VERSION}"),
-            &format!("{release}-amd64"),
-        ),
+        dockerfile.replace("busybox:1.36", &base_image()),
     )
     .unwrap();
     let script_path = context.join("init.d/10-web.sh");
     fs::write(&script_path, &script).unwrap();
     fs::set_permissions(&script_path, fs::Permissions::from_mode(0o755)).unwrap();
-    // The host's `dind-init` is the one under test.
-    let bin = context.join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(&dind_init_argv()[0], bin.join("dind-init")).unwrap();
+    let mut bin = context.clone();
+    for (route, line) in host_client.lines().enumerate() {
+        bin = context.join(format!("bin-{route}"));
+        fs::create_dir_all(&bin).unwrap();
+        let line = line
+            .replace("dist/", &format!("{}/", dist.display()))
+            .replace("/usr/local/bin", &bin.display().to_string())
+            .replace(
+                &format!("REGISTRY/dind-init:{VERSION}"),
+                &format!("{release}-amd64"),
+            );
+        run_in(&context, &bin, &line);
+        assert_eq!(
+            fs::read(bin.join("dind-init")).unwrap(),
+            fs::read(dist.join(format!("dind-init-{VERSION}-x86_64"))).unwrap(),
+            "`{line}` did not install dist's x86_64 binary"
+        );
+    }
 
     let names = [
         ("web", unique("dind-init-e2e-web")),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::UsageError;
 use super::values::value_of;
-use crate::args::{flag_value, parse_seconds, split_flag};
+use crate::args::{Syntax, flag_value, parse_seconds, split_flag};
 use crate::config::DEFAULT_SOCKET;
 use crate::phase::Phase;
 
@@ -35,55 +35,99 @@ pub enum Command {
     Logs { script: String },
 }
 
+/// What the client subcommands accept; each parser checks its flags here.
+pub const SYNTAX: [Syntax; 4] = [
+    Syntax {
+        words: "status",
+        flags: &["--json", "--wait", "--timeout", "--socket"],
+        help: || subcommand_help("status"),
+    },
+    Syntax {
+        words: "quiesce",
+        flags: &["--timeout", "--socket"],
+        help: || subcommand_help("quiesce"),
+    },
+    Syntax {
+        words: "resume",
+        flags: &["--timeout", "--socket"],
+        help: || subcommand_help("resume"),
+    },
+    Syntax {
+        words: "logs",
+        flags: &["--socket"],
+        help: || subcommand_help("logs"),
+    },
+];
+
 /// The text of `dind-init SUBCOMMAND --help`.
-pub(super) fn subcommand_help(name: &str) -> String {
-    let (usage, what) = match name {
+fn subcommand_help(name: &str) -> String {
+    let timeout = format!(
+        "  --timeout S        seconds to wait for the answer [{}]\n",
+        DEFAULT_CLIENT_TIMEOUT.as_secs()
+    );
+    let (usage, what, options) = match name {
         "status" => (
             "status [--json[=true|false]] [--wait PHASE] [--timeout S] [--socket PATH]",
-            "Prints the phase, each script's state and the boot history. Exit 0 when\nrunning and healthy, 1 otherwise, 3 when no dind-init answers. With --wait,\nblocks until PHASE (starting, running, quiescing, quiesced, shutting-down).",
+            "Prints the phase, each script's state and the boot history.",
+            format!(
+                "  --json             the same as one JSON object [false]\n  --wait PHASE       first block until PHASE: starting, running, quiescing,\n                     quiesced, shutting-down [no wait]\n{timeout}"
+            ),
         ),
         "logs" => (
             "logs SCRIPT [--socket PATH]",
-            "Prints the last lines (up to 20, or 8 KiB) of SCRIPT's output that the init\nkept: its start, its stop and its daemons, control characters escaped. Exit 1\nwhen there is no such script.",
+            "Prints the last lines (up to 20, or 8 KiB) of SCRIPT's output that the init\nkept: its start, its stop and its daemons, control characters escaped.",
+            String::new(),
         ),
         "quiesce" => (
             "quiesce [--timeout S] [--socket PATH]",
             "Stops every script in reverse and waits. Exit 0 only when the container is\nsafe to docker commit; otherwise 1 and the reason.",
+            timeout,
         ),
         _ => (
             "resume [--timeout S] [--socket PATH]",
-            "Runs the starts again after a quiesce and waits for them. Exit 0 when running\nand healthy.",
+            "Runs the starts again after a quiesce and waits for them.",
+            timeout,
         ),
     };
+    let yes = match name {
+        "status" => "running and healthy (with --wait: PHASE reached)",
+        "logs" => "printed",
+        "quiesce" => "safe to docker commit",
+        _ => "running and healthy again",
+    };
     format!(
-        "Usage: dind-init {usage}\n\n{what}\n--timeout defaults to {} seconds; the socket to DIND_INIT_SOCKET or {DEFAULT_SOCKET}.\n",
-        DEFAULT_CLIENT_TIMEOUT.as_secs()
+        "Usage: dind-init {usage}\n\n{what}\n\nOptions:\n{options}  --socket PATH      the init's control socket [DIND_INIT_SOCKET, else {DEFAULT_SOCKET}]\n\nExit codes: 0 {yes}; 1 no (or no such script, refused, timed out);\n2 usage error; 3 no dind-init answers on the socket.\n"
     )
 }
 
-/// A subcommand's options; `None` when it was asked for its help.
+/// The syntax of the client subcommand `name`.
+fn syntax_of(name: &str) -> Result<&'static Syntax, UsageError> {
+    SYNTAX
+        .iter()
+        .find(|syntax| syntax.words == name)
+        .ok_or_else(|| UsageError(format!("`{name}` is not a subcommand")))
+}
+
+/// A client subcommand's options (`--socket` into `given`).
 pub(super) fn parse_subcommand(
     name: &str,
     args: &mut impl Iterator<Item = OsString>,
     given: &mut Vec<(&'static str, OsString)>,
-) -> Result<Option<Command>, UsageError> {
+) -> Result<Command, UsageError> {
+    let syntax = syntax_of(name)?;
     let mut json = false;
     let mut wait = None;
     let mut timeout = DEFAULT_CLIENT_TIMEOUT;
     let mut script = None;
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy();
+        if name == "logs" && script.is_none() && !text.starts_with('-') {
+            script = Some(text.into_owned());
+            continue;
+        }
         let (flag, inline) = split_flag(&text);
-        match flag {
-            _ if name == "logs" && script.is_none() && !text.starts_with('-') => {
-                script = Some(text.into_owned());
-            }
-            "--timeout" if name == "logs" => {
-                return Err(UsageError(format!(
-                    "`dind-init {name}` does not take `{text}`"
-                )));
-            }
-            "--json" if name == "status" => {
+        match syntax.check(flag)? {
+            "--json" => {
                 json = match inline.as_ref().map(|v| v.to_string_lossy()) {
                     None => true,
                     Some(value) if value == "true" => true,
@@ -95,7 +139,7 @@ pub(super) fn parse_subcommand(
                     }
                 }
             }
-            "--wait" if name == "status" => {
+            "--wait" => {
                 let phase = flag_value(flag, inline, args)?;
                 wait = value_of(Some((flag.to_string(), phase)), str::parse)?;
             }
@@ -105,15 +149,10 @@ pub(super) fn parse_subcommand(
                     value_of(Some((flag.to_string(), seconds)), parse_seconds)?.unwrap_or(timeout);
             }
             "--socket" => given.push(("--socket", flag_value(flag, inline, args)?)),
-            "-h" | "--help" => return Ok(None),
-            _ => {
-                return Err(UsageError(format!(
-                    "`dind-init {name}` does not take `{text}`"
-                )));
-            }
+            _ => return Err(syntax.unknown(&text)),
         }
     }
-    Ok(Some(match name {
+    Ok(match name {
         "status" => Command::Status {
             json,
             wait,
@@ -125,5 +164,5 @@ pub(super) fn parse_subcommand(
                 .ok_or_else(|| UsageError("`dind-init logs` needs a SCRIPT name".into()))?,
         },
         _ => Command::Resume { timeout },
-    }))
+    })
 }

@@ -131,13 +131,13 @@ fn main_command_after_double_dash_and_tini_style() {
 fn flags_win_over_environment_and_both_forms_work() {
     let env = [
         ("DIND_INIT_GRACE", "7"),
-        ("DIND_INIT_DIR", "/from/env"),
+        ("DIND_INIT_DIR", "/"),
         ("DIND_INIT_ON_START_FAILURE", "continue"),
     ];
     let cli = run(&["--grace=2", "--settle", "0.5"], &env);
     assert_eq!(cli.config.grace, Duration::from_secs(2));
     assert_eq!(cli.config.settle, Duration::from_millis(500));
-    assert_eq!(cli.config.init_dir, PathBuf::from("/from/env"));
+    assert_eq!(cli.config.init_dir, PathBuf::from("/"));
     assert!(cli.config.init_dir_explicit);
     assert_eq!(cli.config.on_start_failure, StartFailurePolicy::Continue);
     let cli = run(
@@ -214,7 +214,10 @@ fn bad_input_names_the_flag_or_variable() {
         error(&["--on-start-failure", "retry"], &[]),
         "--on-start-failure: `retry` is not `abort` or `continue`"
     );
-    assert_eq!(error(&["--bogus"], &[]), "unknown option `--bogus`");
+    assert_eq!(
+        error(&["--bogus"], &[]),
+        "`dind-init` does not take `--bogus`; see `dind-init --help`"
+    );
     assert_eq!(error(&["--grace"], &[]), "`--grace` needs a value");
     assert_eq!(
         error(&["status", "--wait", "later"], &[]).split(':').next(),
@@ -222,7 +225,40 @@ fn bad_input_names_the_flag_or_variable() {
     );
     assert_eq!(
         error(&["quiesce", "--json"], &[]),
-        "`dind-init quiesce` does not take `--json`"
+        "`dind-init quiesce` does not take `--json`; see `dind-init quiesce --help`"
+    );
+    assert_eq!(
+        error(&["logs", "a.sh", "--timeout", "3"], &[]),
+        "`dind-init logs` does not take `--timeout`; see `dind-init logs --help`"
+    );
+}
+
+/// The mistakes of a first hour, each one line naming what to do.
+#[test]
+fn a_newcomer_s_mistakes_get_one_line_each() {
+    let error = |args: &[&str], env: &[(&str, &str)]| parse_with(args, env).unwrap_err().0;
+    let no_programs = [("PATH", "/nonexistent")];
+    let typo = error(&["statuss"], &no_programs);
+    assert!(typo.contains("did you mean `status`?"), "{typo}");
+    assert!(typo.contains("dind-init -- statuss"), "{typo}");
+    // A program of that name on PATH is a main command, as it always was.
+    let cli = run(&["sh", "-c", "true"], &[("PATH", "/bin:/usr/bin")]);
+    assert_eq!(cli.config.main_command, ["sh", "-c", "true"]);
+    assert_eq!(
+        error(&["--init-dir", "/nonexistent"], &[]),
+        "--init-dir /nonexistent: no such directory; create it and put the init.d scripts there, or leave --init-dir out to run without scripts"
+    );
+    assert!(
+        error(&[], &[("DIND_INIT_DIR", "/nonexistent")])
+            .starts_with("DIND_INIT_DIR /nonexistent: ")
+    );
+    assert!(error(&["snapshot", "--resume", "--rm", "c", "i"], &[]).contains("not both"));
+    let podman = error(&["snapshot", "--engine", "podman", "c", "i"], &no_programs);
+    assert!(
+        podman.starts_with(
+            "--engine podman: no `podman` on PATH; install it (`apt-get install podman`"
+        ),
+        "{podman}"
     );
 }
 

@@ -20,7 +20,7 @@ pub mod engine;
 mod request;
 mod verdict;
 
-pub use request::{After, Engine, SnapshotRequest, parse};
+pub use request::{After, Engine, SYNTAX, SnapshotRequest, parse};
 use verdict::check_commit_safe;
 pub use verdict::labels;
 

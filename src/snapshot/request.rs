@@ -4,10 +4,40 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::args::{UsageError, flag_value, parse_seconds, split_flag};
+use crate::args::{Syntax, UsageError, flag_value, parse_seconds, split_flag};
 
 /// Seconds the quiesce and the resume may each take, unless `--timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What `dind-init snapshot` accepts; its parser checks every flag here.
+pub const SYNTAX: &[Syntax] = &[Syntax {
+    words: "snapshot",
+    flags: &["--engine", "--timeout", "--resume", "--rm"],
+    help,
+}];
+
+/// The text of `dind-init snapshot --help`.
+fn help() -> String {
+    format!(
+        "Usage: dind-init snapshot [--engine docker|podman] [--timeout S] [--resume|--rm] CONTAINER IMAGE
+
+On the host: quiesces the running CONTAINER (a dind-init inside it), commits it
+to IMAGE only when dind-init says it is safe, then resumes it (or removes it).
+
+Options:
+  --engine docker|podman   the engine's CLI to run [the first of docker, podman on PATH]
+  --timeout S              seconds the quiesce, and the resume, may each take [{timeout}]
+  --resume                 after the commit, run the container's starts again [the default]
+  --rm                     after the commit, remove the container (not with --resume)
+
+Exit codes: 0 committed (and resumed or removed); not committed: 1 not
+commit-safe (resumed), 2 usage error, 3 no dind-init answers in CONTAINER, 4 no
+such running container, 5 no engine or an engine command failed; 6 committed,
+but the resume or removal failed.
+",
+        timeout = DEFAULT_TIMEOUT.as_secs()
+    )
+}
 
 /// The container engine whose CLI runs the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +60,26 @@ impl Engine {
     /// The first engine whose program is an executable file in one of
     /// `path`'s directories (docker before podman).
     pub fn find_on_path(path: Option<&OsStr>) -> Option<Engine> {
-        let path = path?;
-        Engine::ALL.into_iter().find(|engine| {
-            std::env::split_paths(path).any(|dir| is_executable(&dir.join(engine.program())))
+        Engine::ALL
+            .into_iter()
+            .find(|engine| engine.is_on_path(path))
+    }
+
+    /// Whether its program is an executable file in one of `path`'s directories.
+    pub fn is_on_path(self, path: Option<&OsStr>) -> bool {
+        path.is_some_and(|path| {
+            std::env::split_paths(path).any(|dir| is_executable(&dir.join(self.program())))
         })
+    }
+
+    /// Where to read how to install it.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Engine::Docker => "https://docs.docker.com/engine/install/",
+            Engine::Podman => {
+                "`apt-get install podman`, `dnf install podman`, or https://podman.io/docs/installation"
+            }
+        }
     }
 }
 
@@ -81,15 +127,22 @@ pub struct SnapshotRequest {
 pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<SnapshotRequest, UsageError> {
     let mut positional = Vec::new();
     let mut engine = None;
-    let mut after = After::Resume;
+    let mut after = None;
     let mut timeout = DEFAULT_TIMEOUT;
+    let [syntax] = SYNTAX else {
+        return Err(UsageError("snapshot: no syntax table".to_string()));
+    };
     while let Some(arg) = args.next() {
         let text = arg
             .to_str()
             .ok_or_else(|| UsageError("snapshot: an argument is not valid UTF-8".to_string()))?
             .to_string();
+        if !text.starts_with('-') {
+            positional.push(text);
+            continue;
+        }
         let (flag, inline) = split_flag(&text);
-        match flag {
+        match syntax.check(flag)? {
             "--engine" => {
                 let value = flag_value(flag, inline, args)?;
                 let value = value.to_string_lossy();
@@ -104,20 +157,9 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<SnapshotReques
                 timeout = parse_seconds(&value.to_string_lossy())
                     .map_err(|why| UsageError(format!("--timeout: {why}")))?;
             }
-            "--resume" => after = After::Resume,
-            "--rm" => after = After::Remove,
-            "-h" | "--help" => {
-                return Err(UsageError(
-                    "usage: dind-init snapshot [--engine docker|podman] [--timeout S] [--resume|--rm] CONTAINER IMAGE"
-                        .to_string(),
-                ));
-            }
-            _ if text.starts_with('-') => {
-                return Err(UsageError(format!(
-                    "`dind-init snapshot` does not take `{text}`"
-                )));
-            }
-            _ => positional.push(text),
+            "--resume" => after = Some(chosen(after, After::Resume)?),
+            "--rm" => after = Some(chosen(after, After::Remove)?),
+            _ => return Err(syntax.unknown(&text)),
         }
     }
     let [container, image] = <[String; 2]>::try_from(positional).map_err(|given| {
@@ -130,9 +172,20 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<SnapshotReques
         container,
         image,
         engine,
-        after,
+        after: after.unwrap_or(After::Resume),
         timeout,
     })
+}
+
+/// `--resume` and `--rm` ask for opposite ends: given both, neither is guessed.
+fn chosen(before: Option<After>, now: After) -> Result<After, UsageError> {
+    match before {
+        Some(before) if before != now => Err(UsageError(
+            "`dind-init snapshot` takes `--resume` (keep the container running) or `--rm` (remove it), not both"
+                .to_string(),
+        )),
+        _ => Ok(now),
+    }
 }
 
 #[cfg(test)]
@@ -162,8 +215,8 @@ mod tests {
         assert_eq!(request.after, After::Remove);
         assert_eq!(request.timeout, Duration::from_millis(1500));
         assert_eq!(
-            parse_words(&["--rm", "--resume", "c", "i"]).unwrap().after,
-            After::Resume
+            parse_words(&["--rm", "--rm", "c", "i"]).unwrap().after,
+            After::Remove
         );
     }
 
@@ -183,8 +236,12 @@ mod tests {
         );
         assert_eq!(
             parse_words(&["--pause", "c", "i"]).unwrap_err(),
-            "`dind-init snapshot` does not take `--pause`"
+            "`dind-init snapshot` does not take `--pause`; see `dind-init snapshot --help`"
         );
+        for both in [["--resume", "--rm"], ["--rm", "--resume"]] {
+            let error = parse_words(&[both[0], "c", "i", both[1]]).unwrap_err();
+            assert!(error.contains("not both"), "{error}");
+        }
     }
 
     #[test]
