@@ -187,9 +187,9 @@ fn explicit_missing_directory_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("init.d directory")
+        stderr.contains("DIND_INIT_DIR")
             && stderr.contains("nope")
-            && stderr.contains("does not exist"),
+            && stderr.contains("no such directory"),
         "{stderr}"
     );
     assert_eq!(
