@@ -224,8 +224,11 @@ async fn serve_connection(
     events: UnboundedSender<Event>,
     own_uid: u32,
 ) {
-    // Who is on the other end, from SO_PEERCRED.
-    let peer_uid = stream.peer_cred().ok().map(|cred| cred.uid());
+    // Who is on the other end, from SO_PEERCRED: the pid is 0 (none) for a
+    // peer outside our PID namespace.
+    let peer = stream.peer_cred().ok();
+    let peer_uid = peer.map(|cred| cred.uid());
+    let peer_pid = peer.and_then(|cred| cred.pid()).filter(|&pid| pid > 0);
     let mut line = Vec::new();
     // A small buffer: thousands of idle connections must cost little.
     let mut reader = tokio::io::BufReader::with_capacity(512, &mut stream).take(READ_LIMIT);
@@ -238,15 +241,16 @@ async fn serve_connection(
         Ok(Err(error)) => Response::failure(format!("cannot read request: {error}"), None),
         Ok(Ok(_)) => match parse_request(&line) {
             Err(why) => Response::failure(why, None),
-            Ok(request) => answer(request, peer_uid, own_uid, status, events).await,
+            Ok(request) => answer(request, (peer_uid, peer_pid), own_uid, status, events).await,
         },
     };
     send_response(&mut stream, &response).await;
 }
 
+/// Answers one request from the peer `(uid, pid)`.
 async fn answer(
     request: Request,
-    peer_uid: Option<u32>,
+    (peer_uid, peer_pid): (Option<u32>, Option<i32>),
     own_uid: u32,
     mut status: watch::Receiver<Status>,
     events: UnboundedSender<Event>,
@@ -289,7 +293,11 @@ async fn answer(
     }
     let (reply, outcome) = oneshot::channel();
     if events
-        .send(Event::Control(ControlRequest { command, reply }))
+        .send(Event::Control(ControlRequest {
+            command,
+            reply,
+            client_pid: peer_pid,
+        }))
         .is_err()
     {
         return Response::failure("dind-init is exiting", None);

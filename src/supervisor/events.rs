@@ -15,7 +15,9 @@ impl Supervisor {
         match event {
             Event::Signal(signo) => self.on_signal(signo),
             Event::Control(request) => match request.command {
-                ControlCommand::Quiesce => self.request_quiesce(Some(request.reply)),
+                ControlCommand::Quiesce => {
+                    self.request_quiesce(Some(request.reply), request.client_pid)
+                }
                 ControlCommand::Resume => self.request_resume(Some(request.reply)),
             },
             Event::MainExited(exit) => self.on_main_exit(exit),
@@ -28,7 +30,7 @@ impl Supervisor {
     /// (`signals::is_forwarded`); here only what dind-init itself acts on.
     fn on_signal(&mut self, signo: i32) {
         match intent::signal_role(signo, &self.config.signals) {
-            SignalRole::Quiesce => self.request_quiesce(None),
+            SignalRole::Quiesce => self.request_quiesce(None, None),
             SignalRole::Resume => self.request_resume(None),
             SignalRole::Shutdown => self.request_shutdown(ShutdownCause::Signal(signo)),
             SignalRole::None => tracing::debug!("{} received", signal_name(signo)),
@@ -65,7 +67,7 @@ impl Supervisor {
         }
     }
 
-    fn request_quiesce(&mut self, waiter: Option<Reply>) {
+    fn request_quiesce(&mut self, waiter: Option<Reply>, client_pid: Option<i32>) {
         let decision = intent::quiesce_request(self.phase, &self.pending.intents);
         match decision {
             QuiesceDecision::Refuse(refusal) => {
@@ -90,6 +92,7 @@ impl Supervisor {
             self.pending.intents.quiesce = true;
         }
         self.pending.quiesce_waiters.extend(waiter);
+        self.pending.quiesce_clients.extend(client_pid);
     }
 
     fn request_resume(&mut self, waiter: Option<Reply>) {

@@ -16,6 +16,8 @@
 //! - `start`: a start round (boot or resume) and discovery.
 //! - `main_command`: spawning the main command and noting its exit.
 //! - `stop`: a stop round, the quiesce built on it, and the shutdown.
+//! - [`ending`]: the one record of how this boot is ending, which the exit
+//!   code, the state file's previous ending and `status` are read from.
 //! - `run_script`: one `SCRIPT start|stop` to its end, with its timeout.
 //! - `teardown`: waiting for processes to go, SIGTERM/SIGKILL, the flush.
 //! - [`daemons`]: whose daemon a re-parented process is, and what its exit
@@ -25,6 +27,7 @@
 
 mod daemon_watch;
 pub mod daemons;
+pub mod ending;
 mod events;
 pub mod intent;
 mod main_command;
@@ -52,6 +55,7 @@ use crate::state::{self, BootInfo, Durability, PersistentState};
 use crate::status::{DaemonInfo, MainStatus, Outcome, ScriptState, ScriptStatus, Status};
 use crate::tail::SharedTail;
 use daemons::Keys;
+use ending::Ending;
 use intent::{Intents, Step};
 use timeline::Timeline;
 
@@ -64,6 +68,9 @@ struct Pending {
     intents: Intents,
     /// Clients answered when the quiesce is done (or refused).
     quiesce_waiters: Waiters,
+    /// The pids of the clients that asked for the quiesce (from the control
+    /// socket's peer credentials): they and their parents are no strays.
+    quiesce_clients: Vec<i32>,
     /// Clients answered when the resumed starts are done (or refused).
     resume_waiters: Waiters,
     /// Scripts (round index) to stop and start again, with the back-off before each.
@@ -166,6 +173,9 @@ pub struct Supervisor {
     unattributed: Vec<DaemonInfo>,
     /// This boot's phases and how long each took.
     timeline: Timeline,
+    /// How this boot is ending so far: the exit code, the state file's
+    /// previous ending and `status` are read from it, nothing else.
+    ending: Ending,
 }
 
 impl Supervisor {
@@ -206,6 +216,7 @@ impl Supervisor {
             own_ids: crate::procs::own_group_and_session(),
             unattributed: Vec::new(),
             timeline: Timeline::new(Phase::Starting, Instant::now(), state::now_rfc3339()),
+            ending: Ending::default(),
         };
         supervisor.publish();
         (supervisor, receiver)
@@ -220,8 +231,10 @@ impl Supervisor {
                 Step::Quiesce => self.quiesce().await,
                 Step::Resume => {
                     self.pending.intents.resume = false;
-                    // The starts change the disk: it no longer holds the quiesced snapshot.
-                    self.state.begin_resume();
+                    // The starts change the disk: it no longer holds the
+                    // quiesced snapshot, and what the stops left is superseded.
+                    self.ending.resumed();
+                    self.record_ending();
                     let _ = self.save_state(Durability::Atomic).await;
                     self.start_round("resume").await;
                 }
@@ -292,7 +305,8 @@ impl Supervisor {
             boots: self.state.boots.clone(),
             quiesces: self.state.quiesces.clone(),
             commit_safe: (self.phase == Phase::Quiesced)
-                .then(|| self.state.quiesces.last().is_some_and(|q| q.commit_safe)),
+                .then(|| self.ending.quiesce_commit_safe == Some(true)),
+            ending: self.ending.for_next_boot(),
             scripts,
             main: self.main.clone(),
             strays: self.strays.clone(),
@@ -304,6 +318,12 @@ impl Supervisor {
 
     fn publish(&self) {
         self.published.send_replace(self.snapshot());
+    }
+
+    /// Copies how this boot is ending into the state file's record (saved by the caller).
+    fn record_ending(&mut self) {
+        self.state
+            .record_ending(self.ending.for_next_boot(), self.ending.shut_down_cleanly());
     }
 
     /// Copies each script's last result into the state file's record.

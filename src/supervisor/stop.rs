@@ -2,20 +2,18 @@
 //! quiesce built on it (flush, stray check, the commit-safe record), and the
 //! shutdown (main command first, the stops, then whatever is left).
 
-use std::collections::HashSet;
-
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::event::Refusal;
 use crate::phase::Phase;
-use crate::procs::ProcessInfo;
+use crate::procs::{self, ProcessInfo};
 use crate::script::Action;
 use crate::state::{self, Durability, QuiesceRecord};
-use crate::status::{Outcome, ScriptState};
+use crate::status::{Outcome, ScriptState, Status};
 use crate::sys::send_signal;
 
-use super::intent::{self, Intents, ShutdownCause};
+use super::intent::{Intents, ShutdownCause};
 use super::teardown::KILL_WAIT;
 use super::{Supervisor, answer_all};
 
@@ -35,6 +33,7 @@ impl Supervisor {
                 failed.push(name);
             }
         }
+        self.ending.stop_round(&failed, self.pending.intents.force);
         failed
     }
 
@@ -70,10 +69,7 @@ impl Supervisor {
         let failed_stops = self.stop_round("quiesce").await;
         self.record_results();
         if self.pending.intents.force {
-            answer_all(
-                &mut self.pending.quiesce_waiters,
-                Err(Refusal::QuiesceForced),
-            );
+            self.answer_quiesce(Err(Refusal::QuiesceForced));
             return;
         }
         self.flush().await;
@@ -81,13 +77,12 @@ impl Supervisor {
         if self.pending.intents.shutdown.is_some() {
             // The shutdown that cut the settle short takes over; its own
             // stops have nothing left to do.
-            answer_all(
-                &mut self.pending.quiesce_waiters,
-                Err(Refusal::ShuttingDown),
-            );
+            self.answer_quiesce(Err(Refusal::ShuttingDown));
             return;
         }
         let commit_safe = failed_stops.is_empty() && self.strays.is_empty();
+        self.ending.quiesced(commit_safe);
+        self.record_ending();
         let id = self.state.record_quiesce(QuiesceRecord {
             id: 0,
             boot: 0,
@@ -105,6 +100,7 @@ impl Supervisor {
         {
             record.commit_safe = false;
             record.not_saved = Some(why);
+            self.ending.quiesced(false);
         }
         self.set_phase(Phase::Quiesced);
         match self.state.quiesces.last() {
@@ -118,21 +114,29 @@ impl Supervisor {
             None => {}
         }
         let status = self.snapshot();
-        answer_all(&mut self.pending.quiesce_waiters, Ok(status));
+        self.answer_quiesce(Ok(status));
     }
 
-    /// Our descendants that are still alive after the stops: waits up to the
-    /// settle time for them to go (a daemon told to stop may take a moment),
-    /// less the main command, which keeps running through a quiesce. A
-    /// descendant that asked for the quiesce itself is a stray like any
-    /// other: it may still be writing. (A `docker exec`ed client is no
-    /// descendant of ours, so it is never one.) Any shutdown ends the wait.
+    /// The strays still alive after the stops ([`procs::strays`]: as PID 1
+    /// every process of the PID namespace, `docker exec`ed ones included,
+    /// less the main command, which keeps running through a quiesce, and
+    /// the chain of each client that asked): waits up to the settle time
+    /// for them to go (a daemon told to stop may take a moment). Any
+    /// shutdown ends the wait.
     async fn settle_strays(&mut self) -> Vec<ProcessInfo> {
         let main = self.main_pid();
-        let not_strays = move |_: &[ProcessInfo]| -> HashSet<i32> { main.into_iter().collect() };
+        let own_pid = self.own_pid;
+        let clients = self.pending.quiesce_clients.clone();
+        let left_in = move |table: &[ProcessInfo]| procs::strays(table, own_pid, &clients, main);
         let shutdown = |intents: &Intents| intents.shutdown.is_some() || intents.force;
-        self.wait_for_descendants(self.config.settle, shutdown, not_strays)
+        self.wait_for_processes(self.config.settle, shutdown, own_pid != 1, left_in)
             .await
+    }
+
+    /// Answers every client waiting for the quiesce, and forgets who asked.
+    fn answer_quiesce(&mut self, result: Result<Status, Refusal>) {
+        answer_all(&mut self.pending.quiesce_waiters, result);
+        self.pending.quiesce_clients.clear();
     }
 
     pub(super) async fn shutdown(&mut self) -> i32 {
@@ -142,10 +146,7 @@ impl Supervisor {
             .shutdown
             .unwrap_or(ShutdownCause::Signal(Signal::SIGTERM as i32));
         self.set_phase(Phase::ShuttingDown);
-        answer_all(
-            &mut self.pending.quiesce_waiters,
-            Err(Refusal::ShuttingDown),
-        );
+        self.answer_quiesce(Err(Refusal::ShuttingDown));
         answer_all(&mut self.pending.resume_waiters, Err(Refusal::ShuttingDown));
 
         // The main command started last, so it stops first.
@@ -164,10 +165,10 @@ impl Supervisor {
         if count > 0 {
             tracing::info!("stopping {count} script(s) in reverse order");
         }
-        let failed_stops = self.stop_round(stop_reason).await;
+        self.stop_round(stop_reason).await;
         self.record_results();
-        // Every stop ran: the next boot may take the disk as a clean restore.
-        self.state.shut_down_cleanly = failed_stops.is_empty() && !self.pending.intents.force;
+        self.ending.shutdown_stopped();
+        self.record_ending();
         if self.records_this_boot() {
             let _ = self.save_state(Durability::Atomic).await;
         }
@@ -189,7 +190,7 @@ impl Supervisor {
             Some(exit) => Some(exit.code()),
             None => self.main.as_ref().and_then(|m| m.exit_code),
         };
-        let code = intent::exit_code(main_code, cause, !failed_stops.is_empty());
+        let code = self.ending.exit_code(main_code, cause);
         tracing::info!("shutdown complete: exiting with code {code}");
         code
     }
