@@ -3,7 +3,6 @@
 //! shutdown (main command first, the stops, then whatever is left).
 
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 
 use crate::event::Refusal;
 use crate::phase::Phase;
@@ -11,7 +10,6 @@ use crate::procs::{self, ProcessInfo};
 use crate::script::Action;
 use crate::state::{self, Durability, QuiesceRecord};
 use crate::status::{Outcome, ScriptState, Status};
-use crate::sys::send_signal;
 
 use super::intent::{Intents, ShutdownCause};
 use super::teardown::KILL_WAIT;
@@ -150,9 +148,9 @@ impl Supervisor {
         answer_all(&mut self.pending.resume_waiters, Err(Refusal::ShuttingDown));
 
         // The main command started last, so it stops first.
-        if let Some(pid) = self.main_pid() {
+        if self.main_pid().is_some() {
             if !matches!(cause, ShutdownCause::Signal(_)) {
-                let _ = send_signal(Pid::from_raw(pid), Signal::SIGTERM as i32);
+                let _ = self.reaper.signal_main(Signal::SIGTERM as i32);
             }
             self.wait_for_main_exit().await;
         }
@@ -196,12 +194,16 @@ impl Supervisor {
     }
 
     /// Waits up to the grace period for the main command to exit, still
-    /// handling events (a second SIGTERM cuts the wait short), then
-    /// SIGKILLs it and waits for it to be reaped: the stops begin only once
-    /// the main command is gone, and within one grace period of the
-    /// shutdown's start, so that they fit in the engine's stop timeout.
+    /// handling events (a further SIGTERM is the main command's business,
+    /// forwarded to it: see `intent::shutdown_request`), then SIGKILLs it,
+    /// unless the reaper has reaped it meanwhile, and waits for it to be
+    /// reaped: the stops begin only once the main command is gone, and
+    /// within one grace period of the shutdown's start, so that they fit in
+    /// the engine's stop timeout.
     async fn wait_for_main_exit(&mut self) {
-        let Some(pid) = self.main_pid() else { return };
+        if self.main_pid().is_none() {
+            return;
+        }
         let grace = self.config.grace;
         if !self.pending.intents.force {
             let expired = self
@@ -219,7 +221,7 @@ impl Supervisor {
                 );
             }
         }
-        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL as i32);
+        let _ = self.reaper.signal_main(Signal::SIGKILL as i32);
         self.await_handling_events(tokio::time::sleep(KILL_WAIT), |s| s.main_pid().is_none())
             .await;
     }
