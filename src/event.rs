@@ -36,9 +36,6 @@ pub type Reply = oneshot::Sender<Result<Status, Refusal>>;
 pub struct ControlRequest {
     pub command: ControlCommand,
     pub reply: Reply,
-    /// The asking client's pid in our PID namespace (`SO_PEERCRED`), when
-    /// the kernel could tell it: a quiesce counts it and its parents as no strays.
-    pub client_pid: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -180,8 +180,9 @@ pub fn descendants(table: &[ProcessInfo], root: i32) -> Vec<ProcessInfo> {
 /// (`own_pid` 1), every live process of the PID namespace but ourselves;
 /// otherwise (a subreaper in someone else's namespace) our live
 /// descendants. Not counted: `exempt` (the main command), and the chain of
-/// each client that asked for the quiesce (`clients`, with its parents) as
-/// far as it is not ours: a `docker exec`ed client waits for the answer and
+/// each client connected to the control socket (`clients`: the one that
+/// asked, a `status --wait quiesced` after SIGUSR1), with its parents, as
+/// far as it is not ours: a `docker exec`ed client waits for its answer and
 /// writes nothing, while a daemon of ours that asks may still be writing.
 /// In pid order.
 pub fn strays(

@@ -498,4 +498,31 @@ fn a_writer_entered_from_outside_the_namespace_is_a_stray_and_the_asking_client_
         "{}",
         String::from_utf8_lossy(&safe.stderr)
     );
+
+    // SIGUSR1, and an entered client waiting for the phase: no stray either.
+    let resumed = sandbox.client(&["resume"]);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    let waiting = std::process::Command::new("nsenter")
+        .args(["--target", &target, "--pid", "--", "sh", "-c"])
+        .arg(format!(
+            "{client} --socket {} status --json --wait quiesced --timeout 20; code=$?; exit $code",
+            sandbox.socket.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not ours, so not in `init.processes()`: looked for in the host's /proc.
+    let waits = || {
+        fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+                String::from_utf8_lossy(&cmdline).contains("status\0--json\0--wait\0quiesced")
+            })
+        })
+    };
+    wait_until("the entered client waits", waits);
+    init.signal(Signal::SIGUSR1);
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{waited:?}");
+    let status: serde_json::Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(status["commit_safe"], true, "{status}");
 }

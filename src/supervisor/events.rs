@@ -15,9 +15,7 @@ impl Supervisor {
         match event {
             Event::Signal(signo) => self.on_signal(signo),
             Event::Control(request) => match request.command {
-                ControlCommand::Quiesce => {
-                    self.request_quiesce(Some(request.reply), request.client_pid)
-                }
+                ControlCommand::Quiesce => self.request_quiesce(Some(request.reply)),
                 ControlCommand::Resume => self.request_resume(Some(request.reply)),
             },
             Event::MainExited(exit) => self.on_main_exit(exit),
@@ -30,7 +28,7 @@ impl Supervisor {
     /// (`signals::is_forwarded`); here only what dind-init itself acts on.
     fn on_signal(&mut self, signo: i32) {
         match intent::signal_role(signo, &self.config.signals) {
-            SignalRole::Quiesce => self.request_quiesce(None, None),
+            SignalRole::Quiesce => self.request_quiesce(None),
             SignalRole::Resume => self.request_resume(None),
             SignalRole::Shutdown => self.request_shutdown(ShutdownCause::Signal(signo)),
             SignalRole::None => tracing::debug!("{} received", signal_name(signo)),
@@ -67,7 +65,7 @@ impl Supervisor {
         }
     }
 
-    fn request_quiesce(&mut self, waiter: Option<Reply>, client_pid: Option<i32>) {
+    fn request_quiesce(&mut self, waiter: Option<Reply>) {
         let decision = intent::quiesce_request(self.phase, &self.pending.intents);
         match decision {
             QuiesceDecision::Refuse(refusal) => {
@@ -92,7 +90,6 @@ impl Supervisor {
             self.pending.intents.quiesce = true;
         }
         self.pending.quiesce_waiters.extend(waiter);
-        self.pending.quiesce_clients.extend(client_pid);
     }
 
     fn request_resume(&mut self, waiter: Option<Reply>) {

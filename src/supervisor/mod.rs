@@ -46,6 +46,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::control::Peers;
 use crate::discovery::Script;
 use crate::event::{Event, Refusal, Reply};
 use crate::phase::Phase;
@@ -68,9 +69,6 @@ struct Pending {
     intents: Intents,
     /// Clients answered when the quiesce is done (or refused).
     quiesce_waiters: Waiters,
-    /// The pids of the clients that asked for the quiesce (from the control
-    /// socket's peer credentials): they and their parents are no strays.
-    quiesce_clients: Vec<i32>,
     /// Clients answered when the resumed starts are done (or refused).
     resume_waiters: Waiters,
     /// Scripts (round index) to stop and start again, with the back-off before each.
@@ -176,6 +174,9 @@ pub struct Supervisor {
     /// How this boot is ending so far: the exit code, the state file's
     /// previous ending and `status` are read from it, nothing else.
     ending: Ending,
+    /// Who is connected to the control socket now (the server writes it):
+    /// those clients and their parents are no strays.
+    control_peers: Peers,
 }
 
 impl Supervisor {
@@ -217,9 +218,15 @@ impl Supervisor {
             unattributed: Vec::new(),
             timeline: Timeline::new(Phase::Starting, Instant::now(), state::now_rfc3339()),
             ending: Ending::default(),
+            control_peers: Peers::default(),
         };
         supervisor.publish();
         (supervisor, receiver)
+    }
+
+    /// The registry the control server keeps of who is connected.
+    pub fn control_peers(&self) -> Peers {
+        self.control_peers.clone()
     }
 
     /// Runs the whole lifecycle and returns PID 1's exit code.

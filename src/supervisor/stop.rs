@@ -118,23 +118,23 @@ impl Supervisor {
     /// The strays still alive after the stops ([`procs::strays`]: as PID 1
     /// every process of the PID namespace, `docker exec`ed ones included,
     /// less the main command, which keeps running through a quiesce, and
-    /// the chain of each client that asked): waits up to the settle time
-    /// for them to go (a daemon told to stop may take a moment). Any
-    /// shutdown ends the wait.
+    /// the chain of each client connected to the control socket, such as
+    /// the one that asked): waits up to the settle time for them to go (a
+    /// daemon told to stop may take a moment). Any shutdown ends the wait.
     async fn settle_strays(&mut self) -> Vec<ProcessInfo> {
         let main = self.main_pid();
         let own_pid = self.own_pid;
-        let clients = self.pending.quiesce_clients.clone();
-        let left_in = move |table: &[ProcessInfo]| procs::strays(table, own_pid, &clients, main);
+        let peers = self.control_peers.clone();
+        let left_in =
+            move |table: &[ProcessInfo]| procs::strays(table, own_pid, &peers.pids(), main);
         let shutdown = |intents: &Intents| intents.shutdown.is_some() || intents.force;
         self.wait_for_processes(self.config.settle, shutdown, own_pid != 1, left_in)
             .await
     }
 
-    /// Answers every client waiting for the quiesce, and forgets who asked.
+    /// Answers every client waiting for the quiesce.
     fn answer_quiesce(&mut self, result: Result<Status, Refusal>) {
         answer_all(&mut self.pending.quiesce_waiters, result);
-        self.pending.quiesce_clients.clear();
     }
 
     pub(super) async fn shutdown(&mut self) -> i32 {
