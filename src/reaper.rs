@@ -176,6 +176,18 @@ impl Reaper {
         }
     }
 
+    /// Sends `signo` to `pid` while it is a watched child not yet reaped
+    /// (a script's daemon, see [`Reaper::watch_new_children`]), under the
+    /// lock every sweep holds, so that a recycled pid never gets it.
+    /// Whether it was sent.
+    pub fn signal_watched(&self, pid: i32, signo: i32) -> nix::Result<bool> {
+        let waiters = self.lock();
+        if !waiters.contains_key(&pid) {
+            return Ok(false);
+        }
+        send_signal(Pid::from_raw(pid), signo).map(|()| true)
+    }
+
     /// Reaps every child that has exited, until none is left to reap now.
     pub fn reap_all(&self) -> Sweep {
         let mut waiters = self.lock();

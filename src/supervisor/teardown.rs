@@ -188,9 +188,9 @@ impl Supervisor {
 
     /// Sends `signal` to every daemon of script `index` in process group
     /// `group` not yet in `signalled`, again for each newly watched one,
-    /// until none is left (true) or `limit` passes (false). A daemon leaves
-    /// the list when the reaper reports its exit, so a pid here is never a
-    /// recycled one.
+    /// until none is left (true) or `limit` passes (false). Each is
+    /// signalled through the reaper, only while it holds the pid unreaped,
+    /// so a recycled pid never gets the signal.
     async fn signal_daemons_until_gone(
         &mut self,
         index: usize,
@@ -208,8 +208,8 @@ impl Supervisor {
             }
             for daemon in &left {
                 if signalled.insert(daemon.pid) {
-                    // Gone already (ESRCH) is what we want.
-                    let _ = send_signal(Pid::from_raw(daemon.pid), signal as i32);
+                    // Gone already (reaped, ESRCH) is what we want.
+                    let _ = self.reaper.signal_watched(daemon.pid, signal as i32);
                 }
             }
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
