@@ -9,7 +9,7 @@ use crate::phase::Phase;
 use crate::procs::{self, ProcessInfo};
 use crate::script::Action;
 use crate::state::{self, Durability, QuiesceRecord};
-use crate::status::{Outcome, ScriptState, Status};
+use crate::status::{Outcome, ScriptState};
 
 use super::intent::{Intents, ShutdownCause};
 use super::teardown::KILL_WAIT;
@@ -67,7 +67,10 @@ impl Supervisor {
         let failed_stops = self.stop_round("quiesce").await;
         self.record_results();
         if self.pending.intents.force {
-            self.answer_quiesce(Err(Refusal::QuiesceForced));
+            answer_all(
+                &mut self.pending.quiesce_waiters,
+                Err(Refusal::QuiesceForced),
+            );
             return;
         }
         self.flush().await;
@@ -75,7 +78,10 @@ impl Supervisor {
         if self.pending.intents.shutdown.is_some() {
             // The shutdown that cut the settle short takes over; its own
             // stops have nothing left to do.
-            self.answer_quiesce(Err(Refusal::ShuttingDown));
+            answer_all(
+                &mut self.pending.quiesce_waiters,
+                Err(Refusal::ShuttingDown),
+            );
             return;
         }
         let commit_safe = failed_stops.is_empty() && self.strays.is_empty();
@@ -112,7 +118,7 @@ impl Supervisor {
             None => {}
         }
         let status = self.snapshot();
-        self.answer_quiesce(Ok(status));
+        answer_all(&mut self.pending.quiesce_waiters, Ok(status));
     }
 
     /// The strays still alive after the stops ([`procs::strays`]: as PID 1
@@ -132,11 +138,6 @@ impl Supervisor {
             .await
     }
 
-    /// Answers every client waiting for the quiesce.
-    fn answer_quiesce(&mut self, result: Result<Status, Refusal>) {
-        answer_all(&mut self.pending.quiesce_waiters, result);
-    }
-
     pub(super) async fn shutdown(&mut self) -> i32 {
         let cause = self
             .pending
@@ -144,7 +145,10 @@ impl Supervisor {
             .shutdown
             .unwrap_or(ShutdownCause::Signal(Signal::SIGTERM as i32));
         self.set_phase(Phase::ShuttingDown);
-        self.answer_quiesce(Err(Refusal::ShuttingDown));
+        answer_all(
+            &mut self.pending.quiesce_waiters,
+            Err(Refusal::ShuttingDown),
+        );
         answer_all(&mut self.pending.resume_waiters, Err(Refusal::ShuttingDown));
 
         // The main command started last, so it stops first.
