@@ -75,11 +75,12 @@ pub enum PreviousEnding {
     /// There was none: the first boot of this state file.
     #[default]
     None,
-    /// It was quiesced (every stop ran, commit-safe or not) and not resumed.
+    /// It was quiesced, commit-safe, and not resumed.
     Quiesced,
-    /// A shutdown ran every stop.
+    /// A shutdown ran every stop, and none failed (nor at a quiesce since the last start).
     Shutdown,
-    /// Neither: a crash, `docker kill`, or a `docker commit` taken while it ran.
+    /// Neither: a crash, `docker kill`, a `docker commit` taken while it
+    /// ran, a failed stop, or a quiesce that was not commit-safe.
     Unclean,
 }
 
