@@ -105,7 +105,8 @@ fn serve(mut config: Config, signal_mask: SigSet) -> Result<i32> {
         ));
         let bound = listener.is_some();
         if let Some(listener) = listener {
-            tokio::spawn(control::serve(listener, status, event_sender));
+            let peers = supervisor.control_peers();
+            tokio::spawn(control::serve(listener, status, event_sender, peers));
         }
         // Children that exited before the signalfd existed left no SIGCHLD to read.
         reaper.reap_all();

@@ -30,7 +30,7 @@
 //! - [`logging`]: the one-line log format of dind-init's own messages.
 //! - [`output`]: the one writer of PID 1's stdout and stderr, on a thread of its own.
 //! - [`tail`]: the last lines of each script's output, bounded and escaped, for `status` and `logs`.
-//! - [`sys`]: the few system calls that need `unsafe`.
+//! - [`sys`]: the few system calls that need `unsafe`, and (in `sys/child.rs`) a child's setup before exec.
 //! - [`text`]: untrusted text (file names, command lines, output) escaped and cut for printing.
 
 #![cfg_attr(

@@ -3,8 +3,9 @@
 //! "Ours" means our descendants: in a container, everything but what
 //! `docker exec` entered (whose parent lives outside the PID namespace, so
 //! they show parent 0); when not PID 1, the tree below this subreaper. The
-//! same rule serves the stray check at quiesce and the kill step at shutdown,
-//! and never touches a process outside our tree.
+//! kill step at shutdown touches only those. The stray check at quiesce
+//! looks wider as PID 1 ([`strays`]): every process of the PID namespace,
+//! `docker exec`ed ones included, since any of them may be writing.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -175,6 +176,48 @@ pub fn descendants(table: &[ProcessInfo], root: i32) -> Vec<ProcessInfo> {
     found
 }
 
+/// The processes in `table` a quiesce counts as strays: as PID 1
+/// (`own_pid` 1), every live process of the PID namespace but ourselves;
+/// otherwise (a subreaper in someone else's namespace) our live
+/// descendants. Not counted: `exempt` (the main command), and the chain of
+/// each client connected to the control socket (`clients`: the one that
+/// asked, a `status --wait quiesced` after SIGUSR1), with its parents, as
+/// far as it is not ours: a `docker exec`ed client waits for its answer and
+/// writes nothing, while a daemon of ours that asks may still be writing.
+/// In pid order.
+pub fn strays(
+    table: &[ProcessInfo],
+    own_pid: i32,
+    clients: &[i32],
+    exempt: Option<i32>,
+) -> Vec<ProcessInfo> {
+    let ours = descendants(table, own_pid);
+    if own_pid != 1 {
+        return ours.into_iter().filter(|p| Some(p.pid) != exempt).collect();
+    }
+    let our_pids: HashSet<i32> = ours.iter().map(|p| p.pid).collect();
+    let parents: HashMap<i32, i32> = table.iter().map(|p| (p.pid, p.ppid)).collect();
+    let mut not_strays: HashSet<i32> = exempt.into_iter().collect();
+    for &client in clients {
+        let mut pid = client;
+        // Each step goes to a parent; a table read while processes come and
+        // go could hold a loop, which `insert` ends.
+        while pid > 1 && !our_pids.contains(&pid) && not_strays.insert(pid) {
+            let Some(&parent) = parents.get(&pid) else {
+                break;
+            };
+            pid = parent;
+        }
+    }
+    let mut found: Vec<ProcessInfo> = table
+        .iter()
+        .filter(|p| p.pid != own_pid && p.state != 'Z' && !not_strays.contains(&p.pid))
+        .cloned()
+        .collect();
+    found.sort_by_key(|process| process.pid);
+    found
+}
+
 /// A child of ours as the daemon watch needs it: what ties it to whoever
 /// started it (process group and session) and when it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +348,38 @@ mod tests {
         ];
         let pids: Vec<_> = descendants(&table, 1).iter().map(|p| p.pid).collect();
         assert_eq!(pids, [10, 11, 13]);
+    }
+
+    #[test]
+    fn strays_are_the_whole_namespace_but_us_the_main_command_and_the_asking_chain() {
+        let table = [
+            process(1, 0, 'S'),
+            process(10, 1, 'S'), // a daemon of a script
+            process(11, 10, 'S'),
+            process(12, 1, 'Z'),
+            process(15, 1, 'S'), // the main command
+            process(16, 15, 'S'),
+            process(20, 0, 'S'), // docker exec sh -c 'writer & dind-init quiesce'
+            process(21, 20, 'S'),
+            process(22, 20, 'S'),
+            process(30, 0, 'S'), // docker exec of a writer
+            process(31, 30, 'S'),
+            process(40, 10, 'S'), // a daemon of ours that asks
+        ];
+        let pids = |found: Vec<ProcessInfo>| found.iter().map(|p| p.pid).collect::<Vec<_>>();
+        assert_eq!(
+            pids(strays(&table, 1, &[22, 40], Some(15))),
+            [10, 11, 16, 21, 30, 31, 40]
+        );
+        assert_eq!(
+            pids(strays(&table, 1, &[], None)),
+            [10, 11, 15, 16, 20, 21, 22, 30, 31, 40]
+        );
+        // A subreaper sees only its own tree.
+        assert_eq!(pids(strays(&table, 10, &[40], None)), [11, 40]);
+        // A parent loop (pids reused while reading) ends.
+        let looping = [process(1, 0, 'S'), process(5, 6, 'S'), process(6, 5, 'S')];
+        assert_eq!(pids(strays(&looping, 1, &[5], None)), Vec::<i32>::new());
     }
 
     #[test]

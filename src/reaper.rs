@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::procs::{self, ChildProcess};
-use crate::sys::{signal_name, wait_any_child};
+use crate::sys::{send_signal, signal_name, wait_any_child};
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +163,29 @@ impl Reaper {
     pub fn main_pid(&self) -> Option<Pid> {
         let pid = self.main_pid.load(Ordering::SeqCst);
         (pid > 0).then(|| Pid::from_raw(pid))
+    }
+
+    /// Sends `signo` to the main command while it is still ours: the check
+    /// and the kill are made under the lock every sweep holds, so the pid
+    /// cannot be reaped, and recycled, in between. Whether it was sent.
+    pub fn signal_main(&self, signo: i32) -> nix::Result<bool> {
+        let _no_sweep = self.lock();
+        match self.main_pid() {
+            Some(pid) => send_signal(pid, signo).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Sends `signo` to `pid` while it is a watched child not yet reaped
+    /// (a script's daemon, see [`Reaper::watch_new_children`]), under the
+    /// lock every sweep holds, so that a recycled pid never gets it.
+    /// Whether it was sent.
+    pub fn signal_watched(&self, pid: i32, signo: i32) -> nix::Result<bool> {
+        let waiters = self.lock();
+        if !waiters.contains_key(&pid) {
+            return Ok(false);
+        }
+        send_signal(Pid::from_raw(pid), signo).map(|()| true)
     }
 
     /// Reaps every child that has exited, until none is left to reap now.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::config::SignalRoles;
 use crate::event::Event;
 use crate::reaper::Reaper;
-use crate::sys::{send_signal, signal_name};
+use crate::sys::signal_name;
 
 /// Whether a signal is passed on to the main command: all but those dind-init
 /// acts on itself (SIGCHLD: reap; the quiesce and resume signals, SIGUSR1
@@ -32,15 +32,13 @@ pub fn is_forwarded(signo: i32, roles: &SignalRoles) -> bool {
 }
 
 fn forward(reaper: &Reaper, signo: i32) {
-    let Some(pid) = reaper.main_pid() else {
-        tracing::debug!("{} not forwarded: no main command runs", signal_name(signo));
-        return;
-    };
-    if let Err(error) = send_signal(pid, signo) {
-        tracing::warn!(
-            "cannot forward {} to the main command (pid {pid}): {error}",
+    match reaper.signal_main(signo) {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!("{} not forwarded: no main command runs", signal_name(signo)),
+        Err(error) => tracing::warn!(
+            "cannot forward {} to the main command: {error}",
             signal_name(signo)
-        );
+        ),
     }
 }
 

@@ -445,3 +445,84 @@ fn sigusr1_during_shutdown_is_refused_and_the_shutdown_goes_on() {
         ["10-slow-stop.sh start", "10-slow-stop.sh stop"]
     );
 }
+
+/// Finding 1 of issue 26: a writer entered into the container's PID
+/// namespace from outside (what `docker exec` does: its parent is not PID 1)
+/// is a stray, while the chain of a client entered the same way that asks
+/// for the quiesce is not.
+#[test]
+fn a_writer_entered_from_outside_the_namespace_is_a_stray_and_the_asking_client_is_not() {
+    let sandbox = Sandbox::new("entered-writer");
+    sandbox.recording_script("10-a.sh");
+    let init = sandbox.start(&["--settle", "0.3"]);
+    init.wait_for_line("running: 1 script(s) started");
+    let target = init.pid.to_string();
+    let written = sandbox.path("written");
+    let stop_writing = sandbox.path("stop-writing");
+    let mut writer = std::process::Command::new("nsenter")
+        .args(["--target", &target, "--pid", "--", "sh", "-c"])
+        .arg(format!(
+            "while [ ! -e {stop} ]; do echo x >> {written}; sleep 0.2; done",
+            stop = stop_writing.display(),
+            written = written.display()
+        ))
+        .spawn()
+        .unwrap();
+    wait_until("the entered writer writes", || written.exists());
+    // The client, entered the same way, under a shell that waits for it.
+    let client = crate::harness::dind_init_argv().join(" ");
+    let entered_quiesce = || {
+        std::process::Command::new("nsenter")
+            .args(["--target", &target, "--pid", "--", "sh", "-c"])
+            .arg(format!(
+                "{client} --socket {} quiesce; code=$?; exit $code",
+                sandbox.socket.display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let refused = entered_quiesce();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("echo x >>"), "{stderr}");
+    assert!(!stderr.contains("quiesce; code"), "{stderr}");
+
+    fs::write(&stop_writing, "").unwrap();
+    writer.wait().unwrap();
+    let resumed = sandbox.client(&["resume"]);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    let safe = entered_quiesce();
+    assert_eq!(
+        safe.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&safe.stderr)
+    );
+
+    // SIGUSR1, and an entered client waiting for the phase: no stray either.
+    let resumed = sandbox.client(&["resume"]);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    let waiting = std::process::Command::new("nsenter")
+        .args(["--target", &target, "--pid", "--", "sh", "-c"])
+        .arg(format!(
+            "{client} --socket {} status --json --wait quiesced --timeout 20; code=$?; exit $code",
+            sandbox.socket.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Not ours, so not in `init.processes()`: looked for in the host's /proc.
+    let waits = || {
+        fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+                String::from_utf8_lossy(&cmdline).contains("status\0--json\0--wait\0quiesced")
+            })
+        })
+    };
+    wait_until("the entered client waits", waits);
+    init.signal(Signal::SIGUSR1);
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{waited:?}");
+    let status: serde_json::Value = serde_json::from_slice(&waited.stdout).unwrap();
+    assert_eq!(status["commit_safe"], true, "{status}");
+}

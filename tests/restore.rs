@@ -254,3 +254,55 @@ fn a_script_added_between_boots_does_its_one_time_work_exactly_once() {
         ]
     );
 }
+
+/// Finding 2 of issue 26: a quiesce whose stop failed is not commit-safe, so
+/// the `docker stop` that follows it is no clean ending either: exit 1, and
+/// the next boot is told `unclean` and not restored. A resume, then a clean
+/// shutdown, supersedes it.
+#[test]
+fn a_failed_stop_at_a_quiesce_makes_the_shutdown_after_it_unclean() {
+    let sandbox = Sandbox::new("failed-quiesce-stop");
+    env_script(&sandbox);
+    let fail_stop = sandbox.path("fail-stop");
+    sandbox.script(
+        "20-flaky.sh",
+        &format!(
+            "[ \"$1\" = stop ] && [ -e {} ] && exit 1\ntrue",
+            fail_stop.display()
+        ),
+    );
+    fs::write(&fail_stop, "").unwrap();
+
+    let mut first = sandbox.start(&[]);
+    first.wait_for_line("running: 2 script(s) started");
+    let refused = sandbox.client(&["quiesce"]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert_eq!(sandbox.status()["ending"], "unclean");
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.wait_exit(), 1, "{}", first.log());
+
+    // The same, then a resume whose starts and stops all succeed.
+    let mut second = sandbox.start(&[]);
+    second.wait_for_line("running: 2 script(s) started");
+    let refused = sandbox.client(&["quiesce"]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    fs::remove_file(&fail_stop).unwrap();
+    let resumed = sandbox.client(&["resume"]);
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    second.signal(Signal::SIGTERM);
+    assert_eq!(second.wait_exit(), 0, "{}", second.log());
+
+    let mut third = sandbox.start(&[]);
+    third.wait_for_line("running: 2 script(s) started");
+    third.signal(Signal::SIGTERM);
+    third.wait_exit();
+    assert_eq!(
+        boots_log(&sandbox),
+        [
+            "boot=1 restored=0 previous=none",
+            "boot=2 restored=0 previous=unclean",
+            "boot=2 restored=0 previous=unclean",
+            "boot=3 restored=1 previous=shutdown"
+        ]
+    );
+}

@@ -323,3 +323,137 @@ fn docker_snapshot_exit_codes_for_a_missing_container_and_no_dind_init_and_rm() 
     drop(container);
     snapshot_exit_codes_and_rm(&image.tag, "docker", &[]);
 }
+
+/// A stop that takes a second: long enough to outlast a `--timeout` of a
+/// fraction of it, short enough for the resume that follows.
+const SLOW_STOP_SCRIPT: (&str, &str) = ("40-slow-stop.sh", "[ \"$1\" = stop ] && sleep 1.5; true");
+
+/// A `docker` first on PATH that, asked to `commit`, has the container
+/// resumed first (`docker exec C dind-init resume`, the real engine, the
+/// real dind-init), then commits: a resume in the window between the
+/// snapshot's check and its commit, every time.
+fn docker_resuming_before_commit(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let shim = dir.join("docker");
+    // `dir` is first on PATH: without it, `docker` is the real one.
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\nPATH=${PATH#*:}\nif [ \"$1\" = commit ]; then\n  \
+         for last in \"$@\"; do container=$prev; prev=$last; done\n  \
+         docker exec \"$container\" dind-init resume >&2 || exit 99\nfi\nexec docker \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// Findings 3 and 4 of issue 26: `snapshot` never leaves the container
+/// quiesced by accident, and never keeps an image of a quiesce it did not
+/// check. A resume between the check and the commit: the image is removed,
+/// exit 1. A commit that fails (an invalid image name): exit 5, resumed. A
+/// quiesce slower than `--timeout`: exit 1, resumed once the quiesce ends.
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_snapshot_resumes_after_every_failure_and_keeps_only_the_checked_quiesce() {
+    let (_image, container) = started("snapshot-failures", &[SLOW_STOP_SCRIPT], false, &[]);
+
+    let shim_dir = std::env::temp_dir().join(unique("dind-init-e2e-shim"));
+    docker_resuming_before_commit(&shim_dir);
+    let raced = OwnedImage {
+        engine: "docker",
+        tag: format!("dind-init-e2e/{}:latest", unique("raced")),
+    };
+    let path = format!("{}:{}", shim_dir.display(), std::env::var("PATH").unwrap());
+    let output = dind_init()
+        .args(["snapshot", "--engine", "docker", "--timeout", "60"])
+        .args([&container.id, &raced.tag])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&shim_dir).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        stderr.contains("changed during the commit") && stderr.contains("was removed"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !engine("docker", &["image", "inspect", &raced.tag])
+            .status
+            .success(),
+        "the image of a resumed container was kept"
+    );
+    container.wait_phase("running");
+
+    let output = snapshot("docker", &[&container.id, "dind-init-e2e/Not-A-Valid-Name"]);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("the container was resumed"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(container.wait_phase("running")["phase"], "running");
+
+    let timed_out = OwnedImage {
+        engine: "docker",
+        tag: format!("dind-init-e2e/{}:latest", unique("timed-out")),
+    };
+    let output = snapshot(
+        "docker",
+        &["--timeout", "0.5", &container.id, &timed_out.tag],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        stderr.contains("not committed; the container was resumed"),
+        "{}",
+        text(&output)
+    );
+    let status = container.wait_phase("running");
+    assert_eq!(
+        status["quiesces"].as_array().map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+    assert!(
+        !engine("docker", &["image", "inspect", &timed_out.tag])
+            .status
+            .success(),
+        "committed after a timeout"
+    );
+}
+
+/// Finding 1 of issue 26 in a real container: a writer entered with
+/// `docker exec` is a stray, so the quiesce is not commit-safe; the
+/// `docker exec`ed shell that asks for the quiesce, and the client under
+/// it, are not.
+#[test]
+#[ignore = "needs a Docker engine and `make base`; run by `make test`"]
+fn docker_a_docker_exec_writer_is_a_stray_and_the_asking_exec_is_not() {
+    let (_image, container) = started("exec-writer", &[], false, &[]);
+    crate::docker::docker_ok(&[
+        "exec",
+        "-d",
+        &container.id,
+        "sh",
+        "-c",
+        "while [ ! -e /tmp/stop-writing ]; do echo x >> /tmp/written; sleep 0.2; done",
+    ]);
+    crate::harness::wait_until("the exec'd writer writes", || {
+        container
+            .exec(&["test", "-e", "/tmp/written"])
+            .status
+            .success()
+    });
+    let refused = container.exec(&["dind-init", "quiesce"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("echo x >> /tmp/written"),
+        "{}",
+        text(&refused)
+    );
+    container.exec_ok(&["touch", "/tmp/stop-writing"]);
+    container.exec_ok(&["dind-init", "resume"]);
+    let safe = container.exec(&["sh", "-c", "dind-init quiesce; exit $?"]);
+    assert_eq!(safe.status.code(), Some(0), "{}", text(&safe));
+}

@@ -1,9 +1,10 @@
 //! The control socket: one JSON request line in, one JSON response line out.
 //! The protocol (requests, responses, limits) is here; the server inside
-//! PID 1 is in [`server`], the blocking client of `dind-init status|quiesce|
-//! resume|logs` in [`client`].
+//! PID 1 is in [`server`], who is connected to it in [`peers`], the blocking
+//! client of `dind-init status|quiesce|resume|logs` in [`client`].
 
 mod client;
+mod peers;
 mod server;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::status::Status;
 use crate::text::escape_controls;
 
 pub use client::{ClientError, request};
+pub use peers::Peers;
 pub use server::{BindError, bind, serve};
 
 /// Longest request line accepted; anything longer is answered with an error.

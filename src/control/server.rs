@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc::UnboundedSender, oneshot, watch};
 
+use super::peers::Peers;
 use super::{MAX_CONNECTIONS, READ_LIMIT, REQUEST_DEADLINE, Request, Response, parse_request};
 use crate::event::{ControlCommand, ControlRequest, Event};
 use crate::status::Status;
@@ -177,6 +178,7 @@ pub async fn serve(
     listener: UnixListener,
     status: watch::Receiver<Status>,
     events: UnboundedSender<Event>,
+    peers: Peers,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     let own_uid = nix::unistd::geteuid().as_raw();
@@ -202,8 +204,9 @@ pub async fn serve(
         let status = status.clone();
         let events = events.clone();
         let open = open.clone();
+        let peers = peers.clone();
         tokio::spawn(async move {
-            serve_connection(stream, status, events, own_uid).await;
+            serve_connection(stream, status, events, own_uid, &peers).await;
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -223,9 +226,16 @@ async fn serve_connection(
     status: watch::Receiver<Status>,
     events: UnboundedSender<Event>,
     own_uid: u32,
+    peers: &Peers,
 ) {
-    // Who is on the other end, from SO_PEERCRED.
-    let peer_uid = stream.peer_cred().ok().map(|cred| cred.uid());
+    // Who is on the other end, from SO_PEERCRED: the pid is 0 (none) for a
+    // peer outside our PID namespace.
+    let peer = stream.peer_cred().ok();
+    let peer_uid = peer.map(|cred| cred.uid());
+    let _connected = peer
+        .and_then(|cred| cred.pid())
+        .filter(|&pid| pid > 0)
+        .map(|pid| peers.connected(pid));
     let mut line = Vec::new();
     // A small buffer: thousands of idle connections must cost little.
     let mut reader = tokio::io::BufReader::with_capacity(512, &mut stream).take(READ_LIMIT);

@@ -13,6 +13,7 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -21,18 +22,19 @@ mod request;
 mod verdict;
 
 pub use request::{After, Engine, SYNTAX, SnapshotRequest, parse};
-use verdict::check_commit_safe;
 pub use verdict::labels;
+use verdict::{check_commit_safe, check_still_quiesced};
 
 /// Committed, then resumed or removed.
 pub const EXIT_COMMITTED: i32 = 0;
-/// Not committed: the container quiesced but is not commit-safe (failed stops, strays, timeout).
+/// Not committed: the container quiesced but is not commit-safe (failed
+/// stops, strays, timeout), or a resume came between the check and the commit.
 pub const EXIT_REFUSED: i32 = 1;
 /// Not committed: no dind-init answers inside the container.
 pub const EXIT_NO_DIND_INIT: i32 = 3;
 /// Not committed: no such container, or it is not running.
 pub const EXIT_NO_CONTAINER: i32 = 4;
-/// Not committed: the engine is missing or one of its commands failed.
+/// Not committed: the engine is missing or one of its commands (the commit included) failed.
 pub const EXIT_ENGINE: i32 = 5;
 /// Committed, but the resume (or the removal) afterwards failed.
 pub const EXIT_AFTER_COMMIT: i32 = 6;
@@ -53,6 +55,18 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
+    /// The same error, its message followed by `; NOTE`.
+    fn with_note(self, note: &str) -> Self {
+        let add = |why: String| format!("{why}; {note}");
+        match self {
+            SnapshotError::Refused(why) => SnapshotError::Refused(add(why)),
+            SnapshotError::NoDindInit(why) => SnapshotError::NoDindInit(add(why)),
+            SnapshotError::NoContainer(why) => SnapshotError::NoContainer(add(why)),
+            SnapshotError::Engine(why) => SnapshotError::Engine(add(why)),
+            SnapshotError::AfterCommit(why) => SnapshotError::AfterCommit(add(why)),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             SnapshotError::Refused(_) => EXIT_REFUSED,
@@ -108,16 +122,20 @@ fn snapshot(engine: Engine, request: &SnapshotRequest) -> Result<String, Snapsho
     require_running(engine, container)?;
 
     say(&format!("quiescing {container} ({cli} exec)"));
-    let quiesce = in_container(engine, request, "quiesce")?;
-    let status = status_json(engine, container)?;
-    if let Err(why) = check_commit_safe(quiesce.status.code(), &status) {
-        return Err(refuse(engine, request, &why));
-    }
+    let quiesce = in_container(engine, request, "quiesce", request.timeout)?;
+    // From here on the container may be quiesced (or still quiescing):
+    // every failure until the commit resumes it (see `resume_after`).
+    let checked = status_json(engine, container)
+        .and_then(|status| {
+            check_commit_safe(quiesce.status.code(), &status)
+                .map_err(|why| not_commit_safe(container, &why))?;
+            let labels = labels(&status, &crate::state::now_rfc3339())
+                .map_err(|why| not_commit_safe(container, &why))?;
+            Ok((status, labels))
+        })
+        .map_err(|error| resume_after(engine, request, error))?;
+    let (status, labels) = checked;
 
-    let labels = match labels(&status, &crate::state::now_rfc3339()) {
-        Ok(labels) => labels,
-        Err(why) => return Err(refuse(engine, request, &why)),
-    };
     let mut args = vec!["commit".to_string()];
     for (key, value) in &labels {
         args.push("--change".to_string());
@@ -126,11 +144,25 @@ fn snapshot(engine: Engine, request: &SnapshotRequest) -> Result<String, Snapsho
     args.push(container.to_string());
     args.push(request.image.clone());
     say(&format!("committing {container} as {}", request.image));
-    let commit = engine_ok(engine, &args)?;
+    let commit = engine_ok(engine, &args).map_err(|error| resume_after(engine, request, error))?;
     let id = engine::last_line(&commit);
 
+    // Nothing kept a resume (SIGUSR2, another client) from running between
+    // the check and the commit: the image holds the quiesce that was
+    // checked only if that quiesce is still the container's state.
+    let still = status_json(engine, container).and_then(|now| {
+        check_still_quiesced(&status, &now).map_err(|why| {
+            SnapshotError::Refused(format!(
+                "{container} changed during the commit ({why}): not committed"
+            ))
+        })
+    });
+    if let Err(error) = still {
+        return Err(error.with_note(&remove_image(engine, &id)));
+    }
+
     match request.after {
-        After::Resume => resume(engine, request),
+        After::Resume => resume(engine, request, request.timeout),
         After::Remove => {
             say(&format!("removing {container}"));
             // -v: the container's anonymous volumes go with it (an L2's
@@ -147,16 +179,39 @@ fn snapshot(engine: Engine, request: &SnapshotRequest) -> Result<String, Snapsho
     Ok(id)
 }
 
-/// Not committed: resumes the container and says why.
-fn refuse(engine: Engine, request: &SnapshotRequest, why: &str) -> SnapshotError {
-    let outcome = match resume(engine, request) {
-        Ok(()) => "resumed".to_string(),
-        Err(error) => format!("and could not be resumed: {error}"),
-    };
+fn not_commit_safe(container: &str, why: &str) -> SnapshotError {
     SnapshotError::Refused(format!(
-        "{} is not commit-safe ({why}): not committed; the container was {outcome}",
-        request.container
+        "{container} is not commit-safe ({why}): not committed"
     ))
+}
+
+/// Nothing was committed after the quiesce was asked for: resumes the
+/// container and adds to `error` whether it was, or the command that does
+/// it. A dind-init still quiescing (the quiesce outlasted `--timeout`)
+/// resumes once the quiesce ends, so the resume gets a second `--timeout`
+/// for the quiesce's rest beside its own.
+fn resume_after(engine: Engine, request: &SnapshotRequest, error: SnapshotError) -> SnapshotError {
+    let timeout = request.timeout.saturating_mul(2);
+    let outcome = match resume(engine, request, timeout) {
+        Ok(()) => "the container was resumed".to_string(),
+        Err(why) => format!(
+            "the container may still be quiesced ({why}): resume it with `{} exec {} dind-init resume`",
+            engine.program(),
+            request.container
+        ),
+    };
+    error.with_note(&outcome)
+}
+
+/// Removes the image `id` that must not be kept; says whether it was.
+fn remove_image(engine: Engine, id: &str) -> String {
+    match engine_ok(engine, &["rmi", id]) {
+        Ok(_) => format!("the image {id} was removed"),
+        Err(why) => format!(
+            "the image {id} could not be removed ({why}): remove it with `{} rmi {id}`",
+            engine.program()
+        ),
+    }
 }
 
 /// `LABEL key="value"` for `commit --change`, which the engine parses as a
@@ -229,10 +284,15 @@ fn status_json(engine: Engine, container: &str) -> Result<Value, SnapshotError> 
     })
 }
 
-fn resume(engine: Engine, request: &SnapshotRequest) -> Result<(), SnapshotError> {
+/// `dind-init resume` in the container, waiting up to `timeout`.
+fn resume(
+    engine: Engine,
+    request: &SnapshotRequest,
+    timeout: Duration,
+) -> Result<(), SnapshotError> {
     let container = request.container.as_str();
     say(&format!("resuming {container}"));
-    let output = in_container(engine, request, "resume")?;
+    let output = in_container(engine, request, "resume", timeout)?;
     if output.status.success() {
         Ok(())
     } else {
@@ -250,8 +310,9 @@ fn in_container(
     engine: Engine,
     request: &SnapshotRequest,
     subcommand: &str,
+    timeout: Duration,
 ) -> Result<Output, SnapshotError> {
-    let timeout = format!("{}", request.timeout.as_secs_f64());
+    let timeout = format!("{}", timeout.as_secs_f64());
     let output = exec(
         engine,
         &request.container,

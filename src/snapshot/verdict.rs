@@ -42,6 +42,34 @@ pub(super) fn check_commit_safe(quiesce_code: Option<i32>, status: &Value) -> Re
     Ok(())
 }
 
+/// Whether `now`, the status read after the commit, still shows the quiesce
+/// that `checked` showed before it: phase quiesced, commit-safe, the same
+/// boot and the same latest quiesce. A resume (and any quiesce after it)
+/// between the check and the commit fails this.
+pub(super) fn check_still_quiesced(checked: &Value, now: &Value) -> Result<(), String> {
+    let latest = |status: &Value| {
+        at(status, "/quiesces")
+            .as_array()
+            .and_then(|all| all.last())
+            .map_or(Value::Null, |last| at(last, "/id").clone())
+    };
+    if at(now, "/phase") != "quiesced" || at(now, "/commit_safe") != true {
+        return Err(format!(
+            "phase is now {}, commit_safe {}: it was resumed",
+            at(now, "/phase").as_str().unwrap_or("unknown"),
+            at(now, "/commit_safe")
+        ));
+    }
+    if at(now, "/boot/boot") != at(checked, "/boot/boot") || latest(now) != latest(checked) {
+        return Err(format!(
+            "quiesce {} of boot {} is now the latest, not the one checked",
+            latest(now),
+            at(now, "/boot/boot")
+        ));
+    }
+    Ok(())
+}
+
 /// The parts of a quiesce record (JSON of any dind-init version) that say
 /// why it is not commit-safe, read field by field: what is missing or of
 /// another shape is left out, never an error.
@@ -150,6 +178,32 @@ mod tests {
         );
         assert_eq!(check_commit_safe(Some(0), &status), Ok(()));
         assert!(check_commit_safe(Some(1), &status).is_err());
+    }
+
+    #[test]
+    fn only_the_quiesce_that_was_checked_may_be_kept() {
+        let status = |phase: &str, boot: u64, last: u64| {
+            serde_json::json!({
+                "phase": phase, "commit_safe": phase == "quiesced",
+                "boot": {"boot": boot}, "quiesces": [{"id": 1}, {"id": last}],
+            })
+        };
+        let checked = status("quiesced", 3, 2);
+        assert_eq!(check_still_quiesced(&checked, &checked), Ok(()));
+        let refused = [
+            status("starting", 3, 2),
+            status("running", 3, 2),
+            // Resumed and quiesced again: another quiesce.
+            status("quiesced", 3, 3),
+            // Restarted and quiesced: another boot.
+            status("quiesced", 4, 2),
+            serde_json::json!({"phase": "quiesced", "commit_safe": false,
+                               "boot": {"boot": 3}, "quiesces": [{"id": 2}]}),
+            serde_json::json!({}),
+        ];
+        for now in refused {
+            assert!(check_still_quiesced(&checked, &now).is_err(), "{now}");
+        }
     }
 
     #[test]

@@ -39,10 +39,11 @@ pub struct PersistentState {
     pub boots: Vec<BootRecord>,
     /// The most recent quiesces, oldest first.
     pub quiesces: Vec<QuiesceRecord>,
-    /// True from the end of a quiesce until the next start (a resume or the
-    /// next boot): the disk holds a quiesced snapshot.
+    /// True from the end of a commit-safe quiesce until the next start (a
+    /// resume or the next boot): the disk holds a quiesced snapshot.
     pub quiesced: bool,
-    /// True once a shutdown ran every stop; false from the next boot on.
+    /// True once a shutdown ran every stop and none failed (nor a quiesce's
+    /// since the last start); false from the next boot on.
     /// With `quiesced`, what the next boot tells as the previous ending.
     pub shut_down_cleanly: bool,
     /// Outcome of each script in the last start/stop round.
@@ -74,11 +75,12 @@ pub enum PreviousEnding {
     /// There was none: the first boot of this state file.
     #[default]
     None,
-    /// It was quiesced (every stop ran, commit-safe or not) and not resumed.
+    /// It was quiesced, commit-safe, and not resumed.
     Quiesced,
-    /// A shutdown ran every stop.
+    /// A shutdown ran every stop, and none failed (nor at a quiesce since the last start).
     Shutdown,
-    /// Neither: a crash, `docker kill`, or a `docker commit` taken while it ran.
+    /// Neither: a crash, `docker kill`, a `docker commit` taken while it
+    /// ran, a failed stop, or a quiesce that was not commit-safe.
     Unclean,
 }
 
@@ -176,14 +178,20 @@ impl PersistentState {
         }
     }
 
-    /// A resume runs the starts again: the disk no longer holds the quiesced snapshot.
-    pub fn begin_resume(&mut self) {
-        self.quiesced = false;
+    /// Records how this boot would end were it to end now, as the
+    /// supervisor's record of its ending tells it (`ending`, and whether a
+    /// shutdown ran every stop cleanly): what the next boot reads as its
+    /// previous ending. Only a commit-safe quiesce not resumed since marks
+    /// the disk as quiesced.
+    pub fn record_ending(&mut self, ending: PreviousEnding, shut_down_cleanly: bool) {
+        self.quiesced = ending == PreviousEnding::Quiesced;
+        self.shut_down_cleanly = shut_down_cleanly;
     }
 
-    /// Records a finished quiesce and marks the disk as quiesced. Its strays
-    /// are bounded in number and length, so the file and every status answer
-    /// stay small whatever the strays' command lines.
+    /// Records a finished quiesce (whether the disk counts as quiesced is
+    /// [`Self::record_ending`]'s). Its strays are bounded in number and
+    /// length, so the file and every status answer stay small whatever the
+    /// strays' command lines.
     pub fn record_quiesce(&mut self, record: QuiesceRecord) -> u64 {
         let mut record = record.bounded();
         record.id = self.quiesces.last().map_or(1, |q| q.id.saturating_add(1));
@@ -191,7 +199,6 @@ impl PersistentState {
         let id = record.id;
         self.quiesces.push(record);
         trim_front(&mut self.quiesces);
-        self.quiesced = true;
         id
     }
 
@@ -361,24 +368,26 @@ mod tests {
         assert!(!after_crash.restored);
         // Quiesced: a restore from that quiesce.
         state.record_quiesce(quiesce(true));
+        state.record_ending(PreviousEnding::Quiesced, false);
         let after_quiesce = previous_of_next_boot(&state);
         assert_eq!(after_quiesce.previous, PreviousEnding::Quiesced);
         assert_eq!(after_quiesce.restored_from_quiesce, Some(1));
         assert!(after_quiesce.restored);
         // Resumed after the quiesce: the disk changed, no longer that snapshot.
-        state.begin_resume();
+        state.record_ending(PreviousEnding::Unclean, false);
         assert_eq!(
             previous_of_next_boot(&state).previous,
             PreviousEnding::Unclean
         );
         // A clean shutdown: clean, but restored from no quiesce.
-        state.shut_down_cleanly = true;
+        state.record_ending(PreviousEnding::Shutdown, true);
         let after_shutdown = previous_of_next_boot(&state);
         assert_eq!(after_shutdown.previous, PreviousEnding::Shutdown);
         assert_eq!(after_shutdown.restored_from_quiesce, None);
         assert!(after_shutdown.restored);
         // Quiesced, then stopped: still the quiesced snapshot.
         state.record_quiesce(quiesce(true));
+        state.record_ending(PreviousEnding::Quiesced, false);
         let next = previous_of_next_boot(&state);
         assert_eq!(
             (next.previous, next.restored_from_quiesce),
@@ -449,6 +458,7 @@ mod tests {
         let first = state.begin_boot("t1");
         assert_eq!((first.boot, first.restored), (1, false));
         assert_eq!(state.record_quiesce(quiesce(true)), 1);
+        state.record_ending(PreviousEnding::Quiesced, false);
         assert!(state.quiesced);
         let second = state.begin_boot("t2");
         assert_eq!(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::phase::Phase;
 use crate::procs::ProcessInfo;
-use crate::state::{BootInfo, BootRecord, QuiesceRecord};
+use crate::state::{BootInfo, BootRecord, PreviousEnding, QuiesceRecord};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -29,6 +29,10 @@ pub struct Status {
     pub quiesces: Vec<QuiesceRecord>,
     /// While quiesced: whether `docker commit` is safe now. Otherwise null.
     pub commit_safe: Option<bool>,
+    /// How the next boot would be told this one ended, were it to end now
+    /// (`DIND_INIT_PREVIOUS`): `unclean` while it runs.
+    #[serde(default)]
+    pub ending: PreviousEnding,
     /// Every script of the current round, in start order.
     pub scripts: Vec<ScriptStatus>,
     /// The main command given after `--`, if any.
@@ -233,6 +237,7 @@ impl Status {
             boots: Vec::new(),
             quiesces: Vec::new(),
             commit_safe: None,
+            ending: PreviousEnding::Unclean,
             scripts: Vec::new(),
             main: None,
             strays: Vec::new(),
@@ -288,6 +293,7 @@ mod tests {
             boots: vec![],
             quiesces: vec![],
             commit_safe: None,
+            ending: PreviousEnding::Unclean,
             scripts,
             main: None,
             strays: vec![],

@@ -95,7 +95,11 @@ impl Supervisor {
     fn request_resume(&mut self, waiter: Option<Reply>) {
         match intent::resume_request(self.phase, &self.pending.intents) {
             Ok(()) => {
-                tracing::info!("resume requested: running the starts again");
+                if self.phase.can_resume() {
+                    tracing::info!("resume requested: running the starts again");
+                } else {
+                    tracing::info!("resume requested: the starts run again once the quiesce ends");
+                }
                 self.pending.intents.resume = true;
                 self.pending.resume_waiters.extend(waiter);
             }

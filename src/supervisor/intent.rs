@@ -121,11 +121,14 @@ pub fn quiesce_request(phase: Phase, intents: &Intents) -> QuiesceDecision {
     }
 }
 
-/// Whether a resume request (SIGUSR2 or `dind-init resume`) is carried out.
+/// Whether a resume request (SIGUSR2 or `dind-init resume`) is carried out:
+/// at once when quiesced, and once the quiesce ends when one is running or
+/// asked for (a client that gave up waiting for its quiesce, as `snapshot`
+/// after its timeout, must not leave the container stopped).
 pub fn resume_request(phase: Phase, intents: &Intents) -> Result<(), Refusal> {
     if intents.shutting_down(phase) {
         Err(Refusal::ShuttingDown)
-    } else if phase.can_resume() {
+    } else if phase.can_resume() || phase == Phase::Quiescing || intents.quiesce {
         Ok(())
     } else {
         Err(Refusal::NothingToResume(phase))

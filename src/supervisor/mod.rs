@@ -16,6 +16,8 @@
 //! - `start`: a start round (boot or resume) and discovery.
 //! - `main_command`: spawning the main command and noting its exit.
 //! - `stop`: a stop round, the quiesce built on it, and the shutdown.
+//! - [`ending`]: the one record of how this boot is ending, which the exit
+//!   code, the state file's previous ending and `status` are read from.
 //! - `run_script`: one `SCRIPT start|stop` to its end, with its timeout.
 //! - `teardown`: waiting for processes to go, SIGTERM/SIGKILL, the flush.
 //! - [`daemons`]: whose daemon a re-parented process is, and what its exit
@@ -25,6 +27,7 @@
 
 mod daemon_watch;
 pub mod daemons;
+pub mod ending;
 mod events;
 pub mod intent;
 mod main_command;
@@ -43,6 +46,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::control::Peers;
 use crate::discovery::Script;
 use crate::event::{Event, Refusal, Reply};
 use crate::phase::Phase;
@@ -52,6 +56,7 @@ use crate::state::{self, BootInfo, Durability, PersistentState};
 use crate::status::{DaemonInfo, MainStatus, Outcome, ScriptState, ScriptStatus, Status};
 use crate::tail::SharedTail;
 use daemons::Keys;
+use ending::Ending;
 use intent::{Intents, Step};
 use timeline::Timeline;
 
@@ -166,6 +171,12 @@ pub struct Supervisor {
     unattributed: Vec<DaemonInfo>,
     /// This boot's phases and how long each took.
     timeline: Timeline,
+    /// How this boot is ending so far: the exit code, the state file's
+    /// previous ending and `status` are read from it, nothing else.
+    ending: Ending,
+    /// Who is connected to the control socket now (the server writes it):
+    /// those clients and their parents are no strays.
+    control_peers: Peers,
 }
 
 impl Supervisor {
@@ -206,9 +217,16 @@ impl Supervisor {
             own_ids: crate::procs::own_group_and_session(),
             unattributed: Vec::new(),
             timeline: Timeline::new(Phase::Starting, Instant::now(), state::now_rfc3339()),
+            ending: Ending::default(),
+            control_peers: Peers::default(),
         };
         supervisor.publish();
         (supervisor, receiver)
+    }
+
+    /// The registry the control server keeps of who is connected.
+    pub fn control_peers(&self) -> Peers {
+        self.control_peers.clone()
     }
 
     /// Runs the whole lifecycle and returns PID 1's exit code.
@@ -220,8 +238,10 @@ impl Supervisor {
                 Step::Quiesce => self.quiesce().await,
                 Step::Resume => {
                     self.pending.intents.resume = false;
-                    // The starts change the disk: it no longer holds the quiesced snapshot.
-                    self.state.begin_resume();
+                    // The starts change the disk: it no longer holds the
+                    // quiesced snapshot, and what the stops left is superseded.
+                    self.ending.resumed();
+                    self.record_ending();
                     let _ = self.save_state(Durability::Atomic).await;
                     self.start_round("resume").await;
                 }
@@ -292,7 +312,8 @@ impl Supervisor {
             boots: self.state.boots.clone(),
             quiesces: self.state.quiesces.clone(),
             commit_safe: (self.phase == Phase::Quiesced)
-                .then(|| self.state.quiesces.last().is_some_and(|q| q.commit_safe)),
+                .then(|| self.ending.quiesce_commit_safe == Some(true)),
+            ending: self.ending.for_next_boot(),
             scripts,
             main: self.main.clone(),
             strays: self.strays.clone(),
@@ -304,6 +325,12 @@ impl Supervisor {
 
     fn publish(&self) {
         self.published.send_replace(self.snapshot());
+    }
+
+    /// Copies how this boot is ending into the state file's record (saved by the caller).
+    fn record_ending(&mut self) {
+        self.state
+            .record_ending(self.ending.for_next_boot(), self.ending.shut_down_cleanly());
     }
 
     /// Copies each script's last result into the state file's record.

@@ -2,20 +2,16 @@
 //! quiesce built on it (flush, stray check, the commit-safe record), and the
 //! shutdown (main command first, the stops, then whatever is left).
 
-use std::collections::HashSet;
-
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 
 use crate::event::Refusal;
 use crate::phase::Phase;
-use crate::procs::ProcessInfo;
+use crate::procs::{self, ProcessInfo};
 use crate::script::Action;
 use crate::state::{self, Durability, QuiesceRecord};
 use crate::status::{Outcome, ScriptState};
-use crate::sys::send_signal;
 
-use super::intent::{self, Intents, ShutdownCause};
+use super::intent::{Intents, ShutdownCause};
 use super::teardown::KILL_WAIT;
 use super::{Supervisor, answer_all};
 
@@ -35,6 +31,7 @@ impl Supervisor {
                 failed.push(name);
             }
         }
+        self.ending.stop_round(&failed, self.pending.intents.force);
         failed
     }
 
@@ -88,6 +85,8 @@ impl Supervisor {
             return;
         }
         let commit_safe = failed_stops.is_empty() && self.strays.is_empty();
+        self.ending.quiesced(commit_safe);
+        self.record_ending();
         let id = self.state.record_quiesce(QuiesceRecord {
             id: 0,
             boot: 0,
@@ -105,6 +104,7 @@ impl Supervisor {
         {
             record.commit_safe = false;
             record.not_saved = Some(why);
+            self.ending.quiesced(false);
         }
         self.set_phase(Phase::Quiesced);
         match self.state.quiesces.last() {
@@ -121,17 +121,20 @@ impl Supervisor {
         answer_all(&mut self.pending.quiesce_waiters, Ok(status));
     }
 
-    /// Our descendants that are still alive after the stops: waits up to the
-    /// settle time for them to go (a daemon told to stop may take a moment),
-    /// less the main command, which keeps running through a quiesce. A
-    /// descendant that asked for the quiesce itself is a stray like any
-    /// other: it may still be writing. (A `docker exec`ed client is no
-    /// descendant of ours, so it is never one.) Any shutdown ends the wait.
+    /// The strays still alive after the stops ([`procs::strays`]: as PID 1
+    /// every process of the PID namespace, `docker exec`ed ones included,
+    /// less the main command, which keeps running through a quiesce, and
+    /// the chain of each client connected to the control socket, such as
+    /// the one that asked): waits up to the settle time for them to go (a
+    /// daemon told to stop may take a moment). Any shutdown ends the wait.
     async fn settle_strays(&mut self) -> Vec<ProcessInfo> {
         let main = self.main_pid();
-        let not_strays = move |_: &[ProcessInfo]| -> HashSet<i32> { main.into_iter().collect() };
+        let own_pid = self.own_pid;
+        let peers = self.control_peers.clone();
+        let left_in =
+            move |table: &[ProcessInfo]| procs::strays(table, own_pid, &peers.pids(), main);
         let shutdown = |intents: &Intents| intents.shutdown.is_some() || intents.force;
-        self.wait_for_descendants(self.config.settle, shutdown, not_strays)
+        self.wait_for_processes(self.config.settle, shutdown, own_pid != 1, left_in)
             .await
     }
 
@@ -149,9 +152,9 @@ impl Supervisor {
         answer_all(&mut self.pending.resume_waiters, Err(Refusal::ShuttingDown));
 
         // The main command started last, so it stops first.
-        if let Some(pid) = self.main_pid() {
+        if self.main_pid().is_some() {
             if !matches!(cause, ShutdownCause::Signal(_)) {
-                let _ = send_signal(Pid::from_raw(pid), Signal::SIGTERM as i32);
+                let _ = self.reaper.signal_main(Signal::SIGTERM as i32);
             }
             self.wait_for_main_exit().await;
         }
@@ -164,10 +167,10 @@ impl Supervisor {
         if count > 0 {
             tracing::info!("stopping {count} script(s) in reverse order");
         }
-        let failed_stops = self.stop_round(stop_reason).await;
+        self.stop_round(stop_reason).await;
         self.record_results();
-        // Every stop ran: the next boot may take the disk as a clean restore.
-        self.state.shut_down_cleanly = failed_stops.is_empty() && !self.pending.intents.force;
+        self.ending.shutdown_stopped();
+        self.record_ending();
         if self.records_this_boot() {
             let _ = self.save_state(Durability::Atomic).await;
         }
@@ -189,18 +192,22 @@ impl Supervisor {
             Some(exit) => Some(exit.code()),
             None => self.main.as_ref().and_then(|m| m.exit_code),
         };
-        let code = intent::exit_code(main_code, cause, !failed_stops.is_empty());
+        let code = self.ending.exit_code(main_code, cause);
         tracing::info!("shutdown complete: exiting with code {code}");
         code
     }
 
     /// Waits up to the grace period for the main command to exit, still
-    /// handling events (a second SIGTERM cuts the wait short), then
-    /// SIGKILLs it and waits for it to be reaped: the stops begin only once
-    /// the main command is gone, and within one grace period of the
-    /// shutdown's start, so that they fit in the engine's stop timeout.
+    /// handling events (a further SIGTERM is the main command's business,
+    /// forwarded to it: see `intent::shutdown_request`), then SIGKILLs it,
+    /// unless the reaper has reaped it meanwhile, and waits for it to be
+    /// reaped: the stops begin only once the main command is gone, and
+    /// within one grace period of the shutdown's start, so that they fit in
+    /// the engine's stop timeout.
     async fn wait_for_main_exit(&mut self) {
-        let Some(pid) = self.main_pid() else { return };
+        if self.main_pid().is_none() {
+            return;
+        }
         let grace = self.config.grace;
         if !self.pending.intents.force {
             let expired = self
@@ -218,7 +225,7 @@ impl Supervisor {
                 );
             }
         }
-        let _ = send_signal(Pid::from_raw(pid), Signal::SIGKILL as i32);
+        let _ = self.reaper.signal_main(Signal::SIGKILL as i32);
         self.await_handling_events(tokio::time::sleep(KILL_WAIT), |s| s.main_pid().is_none())
             .await;
     }

@@ -72,35 +72,36 @@ impl Supervisor {
         limit: Duration,
         interrupt: fn(&Intents) -> bool,
     ) -> Vec<ProcessInfo> {
-        self.wait_for_descendants(limit, interrupt, |_| HashSet::new())
-            .await
+        let own_pid = self.own_pid;
+        self.wait_for_processes(limit, interrupt, true, move |table| {
+            procs::descendants(table, own_pid)
+        })
+        .await
     }
 
-    /// Polls our live descendants, less those `excluded` picks out of each
-    /// scan, until none is left, `limit` passes, or `interrupt` says the
-    /// intents recorded meanwhile end the wait; events are handled meanwhile.
-    pub(super) async fn wait_for_descendants(
+    /// Polls the processes `left_in` picks out of each scan of `/proc`
+    /// until none is left, `limit` passes, or `interrupt` says the intents
+    /// recorded meanwhile end the wait; events are handled meanwhile. With
+    /// `only_ours`, a process without children skips the scan: nothing
+    /// below it is left.
+    pub(super) async fn wait_for_processes(
         &mut self,
         limit: Duration,
         interrupt: fn(&Intents) -> bool,
-        excluded: impl Fn(&[ProcessInfo]) -> HashSet<i32>,
+        only_ours: bool,
+        left_in: impl Fn(&[ProcessInfo]) -> Vec<ProcessInfo>,
     ) -> Vec<ProcessInfo> {
         // A limit too far to add to the clock is no limit.
         let deadline = Instant::now().checked_add(limit);
         let interrupted = move |s: &mut Self| interrupt(&s.pending.intents);
         loop {
-            if !has_children() {
+            if only_ours && !has_children() {
                 return Vec::new();
             }
-            let table = procs::scan();
-            let skip = excluded(&table);
-            let left: Vec<_> = procs::descendants(&table, self.own_pid)
-                .into_iter()
-                .filter(|p| !skip.contains(&p.pid))
-                .collect();
+            let left = left_in(&procs::scan());
             let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
             if left.is_empty() || expired || interrupted(self) {
-                // Command lines only for what is reported: ours, and only now.
+                // Command lines only for what is reported, and only now.
                 return procs::with_command_lines(left).await;
             }
             self.await_handling_events(tokio::time::sleep(PROCESS_POLL), interrupted)
@@ -187,9 +188,9 @@ impl Supervisor {
 
     /// Sends `signal` to every daemon of script `index` in process group
     /// `group` not yet in `signalled`, again for each newly watched one,
-    /// until none is left (true) or `limit` passes (false). A daemon leaves
-    /// the list when the reaper reports its exit, so a pid here is never a
-    /// recycled one.
+    /// until none is left (true) or `limit` passes (false). Each is
+    /// signalled through the reaper, only while it holds the pid unreaped,
+    /// so a recycled pid never gets the signal.
     async fn signal_daemons_until_gone(
         &mut self,
         index: usize,
@@ -207,8 +208,8 @@ impl Supervisor {
             }
             for daemon in &left {
                 if signalled.insert(daemon.pid) {
-                    // Gone already (ESRCH) is what we want.
-                    let _ = send_signal(Pid::from_raw(daemon.pid), signal as i32);
+                    // Gone already (reaped, ESRCH) is what we want.
+                    let _ = self.reaper.signal_watched(daemon.pid, signal as i32);
                 }
             }
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {

@@ -109,7 +109,7 @@ fn only_a_new_quiesce_is_recorded_as_asked_for() {
 fn resume_only_from_quiesced_and_never_during_shutdown() {
     for phase in ALL_PHASES {
         let expected = match phase {
-            Quiesced => Ok(()),
+            Quiesced | Quiescing => Ok(()),
             ShuttingDown => Err(Refusal::ShuttingDown),
             other => Err(Refusal::NothingToResume(other)),
         };
@@ -123,6 +123,13 @@ fn resume_only_from_quiesced_and_never_during_shutdown() {
         resume_request(Quiesced, &shutdown),
         Err(Refusal::ShuttingDown)
     );
+    // A quiesce asked for and not begun yet: the resume follows it.
+    let quiesce = Intents {
+        quiesce: true,
+        ..NONE
+    };
+    assert_eq!(resume_request(Starting, &quiesce), Ok(()));
+    assert_eq!(resume_request(Running, &quiesce), Ok(()));
 }
 
 #[test]
