@@ -42,50 +42,62 @@ impl Overlay2Engine {
             String::from_utf8_lossy(&output.stderr)
         );
         let host = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        let bin = dir.join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        let docker = String::from_utf8(
-            Command::new("sh")
-                .args(["-c", "command -v docker"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        let wrapper = bin.join("docker");
-        fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nDOCKER_HOST={host} exec {} \"$@\"\n",
-                docker.trim()
-            ),
-        )
-        .unwrap();
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
-        // 'static for Container's engine field; one small string per test run.
-        let cli: &'static str = Box::leak(wrapper.display().to_string().into_boxed_str());
+        let cli = client_wrapper(&dir, &host);
         Overlay2Engine { dir, cli }
     }
 
     /// `docker save IMAGE | docker -H THIS load`: the host engine's image here.
     pub(crate) fn load(&self, image: &str) {
-        let mut save = Command::new("docker")
-            .args(["save", image])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let load = Command::new(self.cli)
-            .args(["load", "-q"])
-            .stdin(save.stdout.take().unwrap())
-            .output()
-            .unwrap();
-        assert!(save.wait().unwrap().success(), "docker save {image} failed");
-        assert!(
-            load.status.success(),
-            "docker load of {image} into the overlay2 engine failed: {}",
-            String::from_utf8_lossy(&load.stderr)
-        );
+        load_into(self.cli, image);
     }
+}
+
+/// A `docker` client for the engine at `host` (a DOCKER_HOST value): the
+/// wrapper script `DIR/bin/docker`, for `Container::run_on` and
+/// `engine_script`.
+pub(crate) fn client_wrapper(dir: &std::path::Path, host: &str) -> &'static str {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let docker = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v docker"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let wrapper = bin.join("docker");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nDOCKER_HOST={host} exec {} \"$@\"\n",
+            docker.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    // 'static for Container's engine field; one small string per test run.
+    Box::leak(wrapper.display().to_string().into_boxed_str())
+}
+
+/// `docker save IMAGE | CLI load`: the host engine's image in another engine.
+pub(crate) fn load_into(cli: &str, image: &str) {
+    let mut save = Command::new("docker")
+        .args(["save", image])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let load = Command::new(cli)
+        .args(["load", "-q"])
+        .stdin(save.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(save.wait().unwrap().success(), "docker save {image} failed");
+    assert!(
+        load.status.success(),
+        "docker load of {image} into {cli} failed: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
 }
 
 impl Drop for Overlay2Engine {

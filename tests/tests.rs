@@ -6,6 +6,8 @@ mod harness;
 
 /// What clients and the state file cannot make grow: waiters, strays, loaded records.
 mod bounds;
+/// A cgroup v2 Docker host booted as a VM: the DinD nesting step on it.
+mod cgroup2_vm;
 /// The CI recipe of examples/ci/: the YAML files' steps against a local registry.
 mod ci_recipe;
 /// The control socket: status JSON, garbage, stale and busy sockets.
