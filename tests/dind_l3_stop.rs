@@ -192,8 +192,9 @@ fn the_runtime_cleanup_keeps_the_state_of_a_shim_left_by_a_killed_dockerd() {
     assert_eq!(runtime_dirs_of(&l2, &id), dirs, "{said}");
     assert!(
         cleanup.status.success()
-            && said.starts_with("kept /run/docker, /run/containerd and the pid files: ")
-            && said.contains("containerd-shim (pid "),
+            && said.starts_with(
+                "kept /run/docker, /run/containerd and the pid files: in use by containerd-shim (pid "
+            ),
         "{said}"
     );
 

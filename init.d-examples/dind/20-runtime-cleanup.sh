@@ -40,7 +40,7 @@ start)
     fi
     find_live_runtime
     if [ -n "$live" ]; then
-        echo "kept /run/docker, /run/containerd and the pid files: $live of an earlier start still run and use them; the next dockerd takes them over (restart the container for a clean start)"
+        echo "kept /run/docker, /run/containerd and the pid files: in use by $live, left by an earlier start; the next dockerd takes them over (restart the container for a clean start)"
         exit 0
     fi
     rm -f /var/run/docker.pid /var/run/docker.sock
