@@ -88,7 +88,7 @@ fn inner(l2: &Container, command: &str) -> String {
 
 /// An L2 of the engine image in storage mode `mode`, with the busybox L3
 /// image loaded from the bundle, running and healthy.
-fn engine_l2(mode: &str, flags: &[String]) -> Container {
+pub(crate) fn engine_l2(mode: &str, flags: &[String]) -> Container {
     let mode_flag = format!("DIND_STORAGE={mode}");
     let l2 = run_with_bundle(engine_image(), flags, &["-e", &mode_flag], &stage_bundle());
     let status = l2.wait_phase("running");

@@ -16,6 +16,8 @@ mod control;
 mod daemons;
 /// Docker-in-docker: an inner engine and its containers through commits.
 mod dind;
+/// Docker-in-docker: the L3 side of a clean stop (compose services' ends, shims of a killed dockerd).
+mod dind_l3_stop;
 /// The inner engine's storage: an L2 like docker:dind, failed and killed stops, every mode.
 mod dind_storage;
 /// Which files of init.d run, in which order, and what a script is given.
