@@ -8,10 +8,12 @@
 //! - `POOL-sK`: the member waiting (or starting) in slot K of the pool's
 //!   size; a slot is held by at most one container, so refills racing each
 //!   other never grow the pool past its size.
-//! - `POOL-ID12-taken`: claimed (the same name for every taker of this
-//!   container, so exactly one rename wins), then at once
-//!   `POOL-ID12-taken-untilT-byP`: its lease ends at unix second T, taken
-//!   for process P.
+//! - `POOL-ID12-taken`: claimed. The same name for every taker of this
+//!   container, and kept: the engine refuses a rename to the name a
+//!   container already has, so exactly one rename wins, however late a
+//!   taker that saw the member waiting comes.
+//! - the volume `POOL-ID12-lease-untilT-byP`, made by the winner: the
+//!   claim's lease ends at unix second T, taken for process P.
 //! - `POOL-ID12-failed`: a member that failed its boot when the pool's
 //!   replacement budget was spent, kept stopped for its logs.
 
@@ -37,11 +39,14 @@ pub fn claimed_name(pool: &str, id: &str, suffix: &str) -> String {
     format!("{pool}-{}{suffix}", id.get(..12).unwrap_or(id))
 }
 
-/// The taken name with the lease: `POOL-ID12-taken-untilT-byP`.
-pub fn leased_name(pool: &str, id: &str, until: u64, holder: u32) -> String {
+/// What a lease volume's name holds after `POOL-ID12`.
+pub const LEASE_SUFFIX: &str = "-lease";
+
+/// The lease volume of a claim: `POOL-ID12-lease-untilT-byP`.
+pub fn lease_name(pool: &str, id: &str, until: u64, holder: u32) -> String {
     format!(
         "{}-until{until}-by{holder}",
-        claimed_name(pool, id, TAKEN_SUFFIX)
+        claimed_name(pool, id, LEASE_SUFFIX)
     )
 }
 
@@ -139,22 +144,25 @@ impl Member {
         digits.parse().ok()
     }
 
-    /// A taken member's lease end (unix seconds) and holder, from its name;
-    /// `None` for a claim whose lease was never written (its taker died
-    /// between the two renames).
-    pub fn lease(&self) -> Option<(u64, u32)> {
-        let rest = self.name.rsplit_once("-until")?.1;
-        let (until, holder) = rest.split_once("-by")?;
-        Some((until.parse().ok()?, holder.parse().ok()?))
+    /// A taken member's lease end (unix seconds) and holder, from the
+    /// pool's lease volumes; `None` for a claim whose lease was never
+    /// written (its taker died right after the rename).
+    pub fn lease(&self, volumes: &[String]) -> Option<(u64, u32)> {
+        let prefix = claimed_name(self.label(LABEL_POOL), &self.id, LEASE_SUFFIX);
+        volumes.iter().find_map(|volume| {
+            let rest = volume.strip_prefix(&prefix)?.strip_prefix("-until")?;
+            let (until, holder) = rest.split_once("-by")?;
+            Some((until.parse().ok()?, holder.parse().ok()?))
+        })
     }
 
     /// A claim nobody holds any more: its lease ended before `now`, or it
     /// has none and the container is older than `default_lease`.
-    pub fn is_stale_claim(&self, now: u64, default_lease: u64) -> bool {
+    pub fn is_stale_claim(&self, volumes: &[String], now: u64, default_lease: u64) -> bool {
         if !self.is_taken() {
             return false;
         }
-        match self.lease() {
+        match self.lease(volumes) {
             Some((until, _)) => until < now,
             None => self.created.saturating_add(default_lease) < now,
         }
@@ -236,6 +244,26 @@ fn reason_of(text: &str) -> String {
         })
         .collect();
     crate::text::cut(&crate::text::escape_controls(&joined.join("; ")), 300)
+}
+
+/// The names of the pool's volumes: the claims' leases (and podman's
+/// claim volumes).
+pub fn volumes(engine: Engine, pool: &str) -> Result<Vec<String>, PoolError> {
+    let filter = format!("label={LABEL_POOL}={pool}");
+    let output = engine_call(engine, &["volume", "ls", "-q", "--filter", &filter])?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The volumes of `pool` that belong to the container `id`.
+pub fn volumes_of<'a>(pool: &str, id: &str, volumes: &'a [String]) -> Vec<&'a String> {
+    let prefix = claimed_name(pool, id, "-");
+    volumes
+        .iter()
+        .filter(|volume| volume.starts_with(&prefix))
+        .collect()
 }
 
 /// Every container labelled with the pool's name, taken or not.
@@ -419,28 +447,34 @@ mod tests {
     #[test]
     fn names_carry_slots_claims_and_leases() {
         let labels = serde_json::json!({"io.dind-init.pool": "p-s1"});
+        let id = "0123456789abcdef";
         let named = |name: &str| Member {
             labels: labels.clone(),
             created: 100,
+            id: id.into(),
             ..member(name, "running", None)
         };
         assert_eq!(named("p-s1-s3").slot(), Some(3));
         assert_eq!(named("p-s1-s").slot(), None);
         assert_eq!(named("p-s1-s3-taken").slot(), None);
-        let id = "0123456789abcdef";
         assert_eq!(claimed_name("p", id, TAKEN_SUFFIX), "p-0123456789ab-taken");
-        let leased = named(&leased_name("p-s1", id, 500, 42));
-        assert_eq!(leased.name, "p-s1-0123456789ab-taken-until500-by42");
-        assert!(leased.is_taken() && leased.slot().is_none());
-        assert_eq!(leased.lease(), Some((500, 42)));
-        assert!(!leased.is_stale_claim(500, 3600));
-        assert!(leased.is_stale_claim(501, 3600));
-        let bare = named(&claimed_name("p-s1", id, TAKEN_SUFFIX));
-        assert_eq!(bare.lease(), None);
-        assert!(!bare.is_stale_claim(3700, 3600));
-        assert!(bare.is_stale_claim(3701, 3600));
-        assert!(!named("p-s1-s0").is_stale_claim(u64::MAX, 0));
-        let members = [named("p-s1-s0"), named("p-s1-s2"), leased];
+        let taken = named(&claimed_name("p-s1", id, TAKEN_SUFFIX));
+        assert!(taken.is_taken() && taken.slot().is_none());
+        let volumes = [
+            "p-s1-0123456789ab-claim".to_string(),
+            lease_name("p-s1", id, 500, 42),
+            lease_name("p-s1", "ffffffffffff", 900, 1),
+        ];
+        assert_eq!(volumes[1], "p-s1-0123456789ab-lease-until500-by42");
+        assert_eq!(taken.lease(&volumes), Some((500, 42)));
+        assert!(!taken.is_stale_claim(&volumes, 500, 3600));
+        assert!(taken.is_stale_claim(&volumes, 501, 3600));
+        assert_eq!(volumes_of("p-s1", id, &volumes).len(), 2);
+        assert_eq!(taken.lease(&[]), None);
+        assert!(!taken.is_stale_claim(&[], 3700, 3600));
+        assert!(taken.is_stale_claim(&[], 3701, 3600));
+        assert!(!named("p-s1-s0").is_stale_claim(&[], u64::MAX, 0));
+        let members = [named("p-s1-s0"), named("p-s1-s2"), taken];
         assert_eq!(free_slots(4, &members), [1, 3]);
         assert_eq!(free_slots(2, &members), [1]);
     }

@@ -125,10 +125,11 @@ pub fn run(request: &PoolRequest) -> i32 {
         Action::List { pool, json } => list(engine, pool, *json),
         Action::Drain { pool, all } => drain(engine, pool, *all),
         Action::Gc { pool } => gc(engine, pool),
-        Action::Refill { pool, timeout } => refill::refill(engine, pool, *timeout)
-            .inspect_err(|error| {
+        Action::Refill { pool, timeout } => {
+            refill::refill(engine, pool, *timeout).inspect_err(|error| {
                 log_line(pool, &format!("refill failed: {error}"));
-            }),
+            })
+        }
     };
     match result {
         Ok(()) => EXIT_OK,
@@ -161,14 +162,25 @@ fn log_path() -> Option<PathBuf> {
     Some(dir.join("pool.log"))
 }
 
-/// One line of the pool log (the refill's stderr is that file), with the time.
+/// One line of the pool log, with the time (stderr when there is none).
 fn log_line(pool: &str, message: &str) {
     use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "{} dind-init pool {pool}: {message}",
+    let line = format!(
+        "{} dind-init pool {pool}: {message}\n",
         crate::state::now_rfc3339()
     );
+    let appended = log_path()
+        .and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        })
+        .is_some_and(|mut log| log.write_all(line.as_bytes()).is_ok());
+    if !appended {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
 }
 
 /// Runs the engine's CLI; a failure says whether the engine is down.
@@ -287,7 +299,11 @@ fn fill(
         .as_ref()
         .map(|old| (old.template.image.as_str(), old.template.image_id.as_str()))
         .into_iter()
-        .chain(members.iter().map(|m| (m.label(LABEL_IMAGE), m.label(LABEL_IMAGE_ID))));
+        .chain(
+            members
+                .iter()
+                .map(|m| (m.label(LABEL_IMAGE), m.label(LABEL_IMAGE_ID))),
+        );
     if let Some((other, _)) = holds
         .filter(|(other, other_id)| *other != image || *other_id != image_id)
         .collect::<Vec<_>>()
@@ -316,7 +332,7 @@ fn fill(
         template,
         broken: None,
     };
-    refill::reclaim_stale(engine, &members, false);
+    refill::reclaim_stale(engine, pool, &members, false)?;
     for found in &members {
         // Failed members kept for their logs, and the slots past a smaller size.
         let shrunk = found.slot().is_some_and(|slot| slot >= size);
@@ -324,7 +340,12 @@ fn fill(
             engine_call(engine, &["rm", "-f", "-v", &found.name])?;
         }
     }
-    refill::tend(engine, &record.template, &member::list(engine, pool)?, false)?;
+    refill::tend(
+        engine,
+        &record.template,
+        &member::list(engine, pool)?,
+        false,
+    )?;
     let started = refill::start_free_slots(engine, &record)?;
     let waiting: Vec<String> = member::list(engine, pool)?
         .into_iter()
@@ -352,6 +373,34 @@ fn print_line(line: &str) -> Result<(), PoolError> {
         .map_err(|error| PoolError::Failed(format!("cannot write to stdout: {error}")))
 }
 
+/// Removes a member with its anonymous volumes and its lease and claim
+/// volumes; false when it was gone already (someone else removed it).
+fn remove_member(engine: Engine, found: &Member) -> bool {
+    let target = if found.id.is_empty() {
+        &found.name
+    } else {
+        &found.id
+    };
+    let removed = crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", target]).is_ok();
+    remove_volumes_of(engine, found.label(LABEL_POOL), &found.id);
+    removed
+}
+
+/// The lease and claim volumes of the container `id` of `pool`.
+fn remove_volumes_of(engine: Engine, pool: &str, id: &str) {
+    if id.is_empty() {
+        return;
+    }
+    let Ok(volumes) = member::volumes(engine, pool) else {
+        return;
+    };
+    let mut args = vec!["volume".to_string(), "rm".into(), "-f".into()];
+    args.extend(member::volumes_of(pool, id, &volumes).into_iter().cloned());
+    if args.len() > 3 {
+        let _ = crate::snapshot::engine::run(engine, &args);
+    }
+}
+
 /// `release`: removes a member with its anonymous volumes.
 fn release(engine: Engine, name: &str) -> Result<(), PoolError> {
     let all = inspect(engine, &["container", "inspect", name], || {
@@ -368,6 +417,7 @@ fn release(engine: Engine, name: &str) -> Result<(), PoolError> {
         )));
     }
     engine_call(engine, &["rm", "-f", "-v", name])?;
+    remove_volumes_of(engine, found.label(LABEL_POOL), &found.id);
     Ok(())
 }
 
@@ -376,8 +426,9 @@ fn release(engine: Engine, name: &str) -> Result<(), PoolError> {
 fn list(engine: Engine, pool: &str, json: bool) -> Result<(), PoolError> {
     engine_call(engine, &["version"])?;
     let found_record = record::read(engine, pool)?;
-    refill::reclaim_stale(engine, &member::list(engine, pool)?, false);
+    refill::reclaim_stale(engine, pool, &member::list(engine, pool)?, false)?;
     let mut members = member::list(engine, pool)?;
+    let volumes = member::volumes(engine, pool)?;
     members.sort_by(|a, b| a.name.cmp(&b.name));
     let rows: Vec<(Member, MemberState)> = members
         .into_iter()
@@ -393,7 +444,7 @@ fn list(engine: Engine, pool: &str, json: bool) -> Result<(), PoolError> {
         let all: Vec<Value> = rows
             .iter()
             .map(|(found, state)| {
-                let lease = found.lease();
+                let lease = found.lease(&volumes);
                 serde_json::json!({
                     "name": found.name,
                     "id": found.id,
@@ -425,16 +476,21 @@ fn list(engine: Engine, pool: &str, json: bool) -> Result<(), PoolError> {
         size.map_or("unknown (fill it again)".to_string(), |n| n.to_string()),
         broken.map_or(String::new(), |why| format!("; broken: {why}"))
     )];
-    lines.push(format!("{:<40} {:<10} {:>7}  REASON", "NAME", "STATE", "AGE"));
+    lines.push(format!(
+        "{:<40} {:<10} {:>7}  REASON",
+        "NAME", "STATE", "AGE"
+    ));
     for (found, state) in &rows {
         let why = match state {
             MemberState::Unhealthy(why) => why.clone(),
-            _ => found.lease().map_or(String::new(), |(until, holder)| {
-                format!(
-                    "lease ends in {} s, taken for pid {holder}",
-                    until.saturating_sub(member::now_seconds())
-                )
-            }),
+            _ => found
+                .lease(&volumes)
+                .map_or(String::new(), |(until, holder)| {
+                    format!(
+                        "lease ends in {} s, taken for pid {holder}",
+                        until.saturating_sub(member::now_seconds())
+                    )
+                }),
         };
         lines.push(format!(
             "{:<40} {:<10} {:>6}s  {why}",
@@ -446,38 +502,26 @@ fn list(engine: Engine, pool: &str, json: bool) -> Result<(), PoolError> {
     print_line(&lines.join("\n"))
 }
 
-/// `gc`: removes what nobody holds — claims whose lease ended and podman
-/// claim volumes of members no longer waiting — never a member in use.
+/// `gc`: removes what nobody holds — claims whose lease ended, and lease
+/// or claim volumes whose member is gone — never a member in use.
 fn gc(engine: Engine, pool: &str) -> Result<(), PoolError> {
     engine_call(engine, &["version"])?;
-    let members = member::list(engine, pool)?;
-    let stale = members
-        .iter()
-        .filter(|m| m.is_stale_claim(member::now_seconds(), request::DEFAULT_LEASE.as_secs()))
-        .count();
-    refill::reclaim_stale(engine, &members, false);
-    remove_claim_volumes(engine, pool, &member::list(engine, pool)?);
+    let stale = refill::reclaim_stale(engine, pool, &member::list(engine, pool)?, false)?;
+    remove_orphan_volumes(engine, pool, &member::list(engine, pool)?);
     say(&format!("pool {pool}: reclaimed {stale} stale claim(s)"));
     Ok(())
 }
 
-/// Podman claim volumes of `pool` except those of `waiting` members that
-/// a taker may hold right now.
-fn remove_claim_volumes(engine: Engine, pool: &str, keep_for: &[Member]) {
-    let filter = format!("label={LABEL_POOL}={pool}");
-    if engine != Engine::Podman {
-        return;
-    }
-    let Ok(volumes) =
-        crate::snapshot::engine::run_ok(engine, &["volume", "ls", "-q", "--filter", &filter])
-    else {
+/// The pool's lease and claim volumes except those of `keep_for`.
+fn remove_orphan_volumes(engine: Engine, pool: &str, keep_for: &[Member]) {
+    let Ok(volumes) = member::volumes(engine, pool) else {
         return;
     };
-    for volume in String::from_utf8_lossy(&volumes.stdout).split_whitespace() {
-        let in_use = keep_for.iter().any(|m| {
-            m.slot().is_some() && volume.starts_with(&member::claimed_name(pool, &m.id, ""))
-        });
-        if !in_use {
+    for volume in &volumes {
+        let kept = keep_for
+            .iter()
+            .any(|m| member::volumes_of(pool, &m.id, std::slice::from_ref(volume)).len() == 1);
+        if !kept {
             let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", volume]);
         }
     }
@@ -494,11 +538,13 @@ fn drain(engine: Engine, pool: &str, all: bool) -> Result<(), PoolError> {
     let mut removed = 0usize;
     let now = member::now_seconds();
     let default_lease = request::DEFAULT_LEASE.as_secs();
-    let drained = |m: &Member| all || !m.is_taken() || m.is_stale_claim(now, default_lease);
+    let volumes = member::volumes(engine, pool)?;
+    let drained =
+        |m: &Member| all || !m.is_taken() || m.is_stale_claim(&volumes, now, default_lease);
     loop {
         let in_flight = refill::refills_in_flight(pool);
         for found in member::list(engine, pool)?.iter().filter(|m| drained(m)) {
-            if crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", &found.name]).is_ok() {
+            if remove_member(engine, found) {
                 removed = removed.saturating_add(1);
             }
         }
@@ -518,7 +564,7 @@ fn drain(engine: Engine, pool: &str, all: bool) -> Result<(), PoolError> {
     } else {
         member::list(engine, pool)?
     };
-    remove_claim_volumes(engine, pool, &keep);
+    remove_orphan_volumes(engine, pool, &keep);
     say(&format!("pool {pool}: removed {removed} member(s)"));
     Ok(())
 }

@@ -184,7 +184,11 @@ pub fn replace_failed(
 ) -> Result<bool, PoolError> {
     let pool = &template.pool;
     let failed = member::claimed_name(pool, &found.id, FAILED_SUFFIX);
-    let target = if found.id.is_empty() { &found.name } else { &found.id };
+    let target = if found.id.is_empty() {
+        &found.name
+    } else {
+        &found.id
+    };
     if crate::snapshot::engine::run_ok(engine, &["rename", target, &failed]).is_err() {
         return Ok(false);
     }
@@ -198,18 +202,15 @@ pub fn replace_failed(
         return Ok(true);
     }
     let _ = crate::snapshot::engine::run(engine, &["stop", "-t", "1", &failed]);
-    let logs = crate::snapshot::engine::run(
-        engine,
-        &["logs", "--tail", FAILED_LOG_LINES, &failed],
-    )
-    .map(|output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-    .unwrap_or_default();
+    let logs = crate::snapshot::engine::run(engine, &["logs", "--tail", FAILED_LOG_LINES, &failed])
+        .map(|output| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+        .unwrap_or_default();
     let lines: Vec<String> = logs
         .lines()
         .map(str::trim)
@@ -298,7 +299,13 @@ pub fn tend(
     let mut owed = 0u32;
     for found in members.iter().filter(|m| m.slot().is_some()) {
         if let MemberState::Unhealthy(why) = state_of(engine, found)
-            && replace_failed(engine, template, found, &format!("unhealthy: {why}"), to_log)?
+            && replace_failed(
+                engine,
+                template,
+                found,
+                &format!("unhealthy: {why}"),
+                to_log,
+            )?
         {
             owed = owed.saturating_add(1);
         }
@@ -307,19 +314,34 @@ pub fn tend(
 }
 
 /// Removes the claims whose lease ended (`take` never hands them out
-/// again: their holder is done or gone), each with a line.
-pub fn reclaim_stale(engine: Engine, members: &[Member], to_log: bool) {
+/// again: their holder is done or gone), each with a line; how many.
+pub fn reclaim_stale(
+    engine: Engine,
+    pool: &str,
+    members: &[Member],
+    to_log: bool,
+) -> Result<usize, PoolError> {
+    if !members.iter().any(Member::is_taken) {
+        return Ok(0);
+    }
+    let volumes = member::volumes(engine, pool)?;
     let now = member::now_seconds();
     let default_lease = super::request::DEFAULT_LEASE.as_secs();
-    for found in members.iter().filter(|m| m.is_stale_claim(now, default_lease)) {
-        if crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", &found.name]).is_ok() {
+    let mut reclaimed = 0usize;
+    for found in members
+        .iter()
+        .filter(|m| m.is_stale_claim(&volumes, now, default_lease))
+    {
+        if super::remove_member(engine, found) {
+            reclaimed = reclaimed.saturating_add(1);
             note(
-                found.label(LABEL_POOL),
+                pool,
                 &format!("reclaimed {}: its lease ended", found.name),
                 to_log,
             );
         }
     }
+    Ok(reclaimed)
 }
 
 /// The detached `pool refill`: tends the pool, starts members into its

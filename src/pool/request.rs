@@ -92,8 +92,14 @@ pub const SYNTAX: &[Syntax] = &[
                 "Sets the pool's size to N and starts members of IMAGE into its free slots (removing waiting ones past a smaller N); resets the replacement budget. RUN-ARGS go to `ENGINE run` of every member.",
                 &[
                     ENGINE_HELP,
-                    ("--size N", "members waiting or starting, at most; 1 to 64 (required)"),
-                    ("--name POOL", "the pool's name (default: the image reference, `/:` as `-`)"),
+                    (
+                        "--size N",
+                        "members waiting or starting, at most; 1 to 64 (required)",
+                    ),
+                    (
+                        "--name POOL",
+                        "the pool's name (default: the image reference, `/:` as `-`)",
+                    ),
                     ("--wait", "return once every member is ready"),
                     ("--timeout S", "how long --wait waits (default 600)"),
                 ],
@@ -109,7 +115,10 @@ pub const SYNTAX: &[Syntax] = &[
                 "Claims a ready member, prints its name, then starts its replacement. Waits for one (refills in flight included) up to the timeout. A claim older than its lease is removed by the next fill, take, ls, gc or drain.",
                 &[
                     ENGINE_HELP,
-                    ("--timeout S", "how long to wait for a ready member (default 300)"),
+                    (
+                        "--timeout S",
+                        "how long to wait for a ready member (default 300)",
+                    ),
                     ("--lease S", "how long the member is yours (default 3600)"),
                     ("--json", "print name, id, ports and address as JSON"),
                 ],
@@ -252,9 +261,11 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
         let value = |args: &mut _| text_value(flag, inline.clone(), args);
         if flag == "--" {
             for arg in args.by_ref() {
-                run_args.push(arg.into_string().map_err(|_| {
-                    UsageError("pool: a RUN-ARG is not valid UTF-8".to_string())
-                })?);
+                run_args.push(
+                    arg.into_string().map_err(|_| {
+                        UsageError("pool: a RUN-ARG is not valid UTF-8".to_string())
+                    })?,
+                );
             }
             continue;
         }

@@ -1,6 +1,6 @@
 //! `dind-init pool take`: claim one ready member atomically (a rename by
 //! id to `POOL-ID12-taken` that only one taker can win; with podman, a
-//! claim volume first), write its lease into its name, hand it out, and
+//! claim volume first), record its lease (a volume), hand it out, and
 //! only then start its replacement. A claim whose name never reached the
 //! taker (stdout closed, inspect failed) is undone: the member goes back
 //! to its slot. While nothing is ready, `take` waits (refills in flight
@@ -93,7 +93,8 @@ fn tend_and_claim(
         && members
             .iter()
             .all(|m| m.label(LABEL_PROBE) != Probe::Exec.word());
-    refill::reclaim_stale(engine, &members, false);
+    // Its lines go to the pool log: stderr is for the answer's error only.
+    refill::reclaim_stale(engine, pool, &members, true)?;
     let mut ready = Vec::new();
     let mut replaced = false;
     for found in members.iter().filter(|m| m.slot().is_some()) {
@@ -107,7 +108,7 @@ fn tend_and_claim(
                         &record.template,
                         found,
                         &format!("unhealthy: {why}"),
-                        false,
+                        true,
                     )?;
                 }
             }
@@ -171,7 +172,7 @@ fn healthy_members(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError>
     Ok(members)
 }
 
-/// A member this taker won: under its leased name, and the slot it left.
+/// A member this taker won, and the slot it left.
 pub(super) struct Claim {
     member: Member,
     slot: Option<u32>,
@@ -182,44 +183,43 @@ pub(super) struct Claim {
 /// The rename is by id, so a new member that meanwhile took the slot's
 /// name is never claimed by a taker that saw the old one. Docker refuses
 /// a rename to the name a container already has (checked under the
-/// container's lock), so of the takers that all ask for `POOL-ID12-taken`
-/// exactly one succeeds. Podman accepts it as a no-op: there a volume
-/// `POOL-ID12-claim`, whose creation fails when it exists, is taken first
-/// and removed once the rename is done; one a dead taker left is removed
-/// when it is older than [`CLAIM_VOLUME_STALE_SECONDS`]. The winner then
-/// renames its member once more, to carry the lease.
+/// container's lock), and the taken name stays, so of the takers that all
+/// ask for `POOL-ID12-taken` exactly one succeeds, however late the others
+/// come. Podman accepts it as a no-op: there a volume `POOL-ID12-claim`,
+/// whose creation fails when it exists, is taken first and kept while the
+/// member is; one a taker left when it died before its rename is removed
+/// once older than [`CLAIM_VOLUME_STALE_SECONDS`]. The winner then records
+/// its lease in a volume `POOL-ID12-lease-untilT-byP`.
 fn claim_first(
     engine: Engine,
     candidates: &[Member],
     lease: Duration,
 ) -> Result<Option<Claim>, PoolError> {
-    let pool_of = |found: &Member| found.label(LABEL_POOL).to_string();
     for candidate in candidates {
-        let pool = pool_of(candidate);
+        let pool = candidate.label(LABEL_POOL).to_string();
         let claim = member::claimed_name(&pool, &candidate.id, CLAIM_SUFFIX);
         if engine == Engine::Podman && !claim_volume(engine, &pool, &claim)? {
             continue;
         }
         let taken = member::claimed_name(&pool, &candidate.id, TAKEN_SUFFIX);
         let renamed = crate::snapshot::engine::run_ok(engine, &["rename", &candidate.id, &taken]);
-        if engine == Engine::Podman {
-            let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", &claim]);
-        }
         if lost(engine, renamed)? {
+            if engine == Engine::Podman {
+                let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", &claim]);
+            }
             continue;
         }
         let until = member::now_seconds().saturating_add(lease.as_secs());
         let holder = std::os::unix::process::parent_id();
-        let leased = member::leased_name(&pool, &candidate.id, until, holder);
-        if lost(
+        let lease_volume = member::lease_name(&pool, &candidate.id, until, holder);
+        let label = format!("{LABEL_POOL}={pool}");
+        engine_call(
             engine,
-            crate::snapshot::engine::run_ok(engine, &["rename", &candidate.id, &leased]),
-        )? {
-            continue; // reclaimed in between: not ours any more
-        }
+            &["volume", "create", "--label", &label, &lease_volume],
+        )?;
         return Ok(Some(Claim {
             member: Member {
-                name: leased,
+                name: taken,
                 ..candidate.clone()
             },
             slot: candidate.slot(),
@@ -241,14 +241,16 @@ fn claim_volume(engine: Engine, pool: &str, claim: &str) -> Result<bool, PoolErr
     )
     .ok()
     .and_then(|output| member::unix_seconds_of(String::from_utf8_lossy(&output.stdout).trim()));
-    let stale = created.is_some_and(|at| {
-        at.saturating_add(CLAIM_VOLUME_STALE_SECONDS) < member::now_seconds()
-    });
+    let stale = created
+        .is_some_and(|at| at.saturating_add(CLAIM_VOLUME_STALE_SECONDS) < member::now_seconds());
     if !stale {
         return Ok(false);
     }
     let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", claim]);
-    Ok(!lost(engine, crate::snapshot::engine::run_ok(engine, &create))?)
+    Ok(!lost(
+        engine,
+        crate::snapshot::engine::run_ok(engine, &create),
+    )?)
 }
 
 /// Whether a claim step lost the race (the member gone, renamed, or
@@ -305,8 +307,10 @@ fn undo_claim(engine: Engine, claim: &Claim, pool: &str) {
     let returned = back.is_some_and(|name| {
         crate::snapshot::engine::run_ok(engine, &["rename", id, &name]).is_ok()
     });
-    if !returned {
-        let _ = crate::snapshot::engine::run(engine, &["rm", "-f", "-v", id]);
+    if returned {
+        super::remove_volumes_of(engine, pool, id);
+    } else {
+        super::remove_member(engine, &claim.member);
         refill::spawn_detached(engine, pool);
     }
 }
