@@ -245,7 +245,7 @@ pub fn watch(
     loop {
         let members = member::list(engine, &template.pool)?;
         let mut waiting = Vec::new();
-        let mut replace = false;
+        let mut failed = false;
         for name in names {
             let Some(found) = members.iter().find(|m| m.name == name) else {
                 continue; // taken or removed by someone else
@@ -260,15 +260,16 @@ pub fn watch(
                 MemberState::Starting => waiting.push(name),
                 MemberState::Unhealthy(why) => {
                     let why = format!("unhealthy while starting: {why}");
-                    replace |= replace_failed(engine, template, found, &why, to_log)?;
+                    replace_failed(engine, template, found, &why, to_log)?;
+                    failed = true;
                 }
             }
         }
-        if replace {
+        if failed {
+            if let Some(broken) = record::read(engine, &template.pool)?.and_then(|now| now.broken) {
+                return Err(PoolError::Failed(broken));
+            }
             waiting.extend(start_free_slots(engine, record)?);
-        }
-        if let Some(broken) = record::read(engine, &template.pool)?.and_then(|now| now.broken) {
-            return Err(PoolError::Failed(broken));
         }
         if waiting.is_empty() {
             return Ok(());

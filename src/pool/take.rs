@@ -80,9 +80,11 @@ fn tend_and_claim(
 ) -> Result<Option<Claim>, PoolError> {
     let found_record = record::read(engine, pool)?;
     let members = member::list(engine, pool)?;
-    if found_record.is_none() && members.is_empty() {
+    // Without a record (never filled, or drained) nothing will come: only
+    // members already waiting can still be taken.
+    if found_record.is_none() && !members.iter().any(|m| m.slot().is_some()) {
         return Err(PoolError::BadInput(format!(
-            "no pool {pool} in {} (no container has label {LABEL_POOL}={pool}): fill it first with `dind-init pool fill IMAGE --name {pool} --size N`",
+            "no pool {pool} in {} (no record {pool}.pool, no member waiting): fill it first with `dind-init pool fill IMAGE --name {pool} --size N`",
             engine.program()
         )));
     }
