@@ -175,21 +175,18 @@ fn is_ready(engine_name: &str, name: &str) -> bool {
         .success()
 }
 
-/// Six processes take at once from a pool of four: six different members,
-/// each renamed taken and healthy when handed out (the last two only once
-/// replacements got ready).
-pub(crate) fn concurrent_takes_never_share(pool: &Pool, image: &str) {
-    pool.fill(image, 4, true);
-    let takers: Vec<_> = (0..6)
+/// `count` processes take at once; what each got, which must be ready.
+fn take_at_once(pool: &Pool, count: usize) -> Vec<String> {
+    let takers: Vec<_> = (0..count)
         .map(|_| {
-            pool.command(&["take", &pool.name, "--timeout", "180"])
+            pool.command(&["take", &pool.name, "--timeout", "240"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    let mut names: Vec<String> = takers
+    takers
         .into_iter()
         .map(|taker| {
             let output = taker.wait_with_output().unwrap();
@@ -201,7 +198,15 @@ pub(crate) fn concurrent_takes_never_share(pool: &Pool, image: &str) {
             );
             name
         })
-        .collect();
+        .collect()
+}
+
+/// Six processes take at once from a pool of four: six different members,
+/// each renamed taken and healthy when handed out (the last two only once
+/// replacements got ready).
+pub(crate) fn concurrent_takes_never_share(pool: &Pool, image: &str) {
+    pool.fill(image, 4, true);
+    let mut names = take_at_once(pool, 6);
     names.sort();
     let before = names.len();
     names.dedup();
@@ -447,23 +452,7 @@ pub(crate) fn eight_takes_on_a_pool_of_two_never_exceed_it(pool: &Pool, image: &
             }
         })
     };
-    let takers: Vec<_> = (0..8)
-        .map(|_| {
-            pool.command(&["take", &pool.name, "--timeout", "240"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut names: Vec<String> = takers
-        .into_iter()
-        .map(|taker| {
-            let output = taker.wait_with_output().unwrap();
-            assert!(output.status.success(), "take: {}", text(&output));
-            String::from_utf8_lossy(&output.stdout).trim().to_string()
-        })
-        .collect();
+    let mut names = take_at_once(pool, 8);
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 8, "two takes got the same member: {names:?}");
