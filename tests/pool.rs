@@ -456,13 +456,21 @@ pub(crate) fn eight_takes_on_a_pool_of_two_never_exceed_it(pool: &Pool, image: &
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 8, "two takes got the same member: {names:?}");
+    let during = peak.load(Ordering::SeqCst);
+    assert!(
+        during <= 2,
+        "{during} untaken members at once in a pool of 2"
+    );
     wait_for("the refills end with the pool full again", || {
         !refill_running(&pool.name) && pool.listing()["waiting"] == 2
     });
     stop.store(true, Ordering::SeqCst);
     watcher.join().unwrap();
     let peak = peak.load(Ordering::SeqCst);
-    assert!(peak <= 2, "{peak} untaken members at once in a pool of 2");
+    assert!(
+        peak <= 2,
+        "{peak} untaken members at once in a pool of 2, after the takes"
+    );
     let listing = pool.listing();
     assert_eq!(
         (
