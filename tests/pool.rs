@@ -612,15 +612,37 @@ pub(crate) fn claims_cannot_be_lost(pool: &Pool, image: &str) {
 }
 
 /// A pool of one: a take and a release, and at once another take, which
-/// waits for the refill on its way (old: "no pool", exit 4). Then a take
+/// waits for the refill on its way (old: "no pool", exit 4) and, with
+/// `--json`, gives the member's address. Then a take
 /// by a binary with the release's name (`dind-init-0.1.0-x86_64`) and a
 /// drain right after: the drain finds its refill, nothing is left.
 pub(crate) fn take_waits_for_a_refill_and_drain_finds_it(pool: &Pool, image: &str) {
     pool.fill(image, 1, true);
     let first = pool.take();
     pool.ok(&["release", &first]);
-    let second = pool.run(&["take", &pool.name, "--timeout", "120"]);
+    let second = pool.run(&["take", &pool.name, "--timeout", "120", "--json"]);
     assert!(second.status.success(), "{}", text(&second));
+    // --json gives the member's address, to reach its services directly.
+    let answer: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert!(
+        answer["name"].as_str().unwrap().ends_with("-taken"),
+        "{answer}"
+    );
+    let address = answer["address"].as_str().unwrap();
+    assert_eq!(
+        address,
+        engine_ok(
+            pool.engine,
+            &[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                answer["id"].as_str().unwrap(),
+            ],
+        ),
+        "{answer}"
+    );
+    assert!(address.parse::<std::net::Ipv4Addr>().is_ok(), "{answer}");
 
     let mut argv = dind_init_argv();
     let binary = argv.pop().unwrap();
