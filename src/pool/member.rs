@@ -1,7 +1,21 @@
 //! A pool's members as the engine knows them: containers labelled with the
 //! pool's name, listed with `ENGINE ps` and read with `ENGINE inspect`, and
 //! the state of each (starting, ready, taken, unhealthy) decided by pure
-//! functions from what the engine and `dind-init status` say.
+//! functions from their names and what the engine and `dind-init status` say.
+//!
+//! The names carry the pool's bookkeeping, because a container name is the
+//! one thing the engine gives out atomically and can change later:
+//! - `POOL-sK`: the member waiting (or starting) in slot K of the pool's
+//!   size; a slot is held by at most one container, so refills racing each
+//!   other never grow the pool past its size.
+//! - `POOL-ID12-taken`: claimed. The same name for every taker of this
+//!   container, and kept: the engine refuses a rename to the name a
+//!   container already has, so exactly one rename wins, however late a
+//!   taker that saw the member waiting comes.
+//! - the volume `POOL-ID12-lease-untilT-byP`, made by the winner: the
+//!   claim's lease ends at unix second T, taken for process P.
+//! - `POOL-ID12-failed`: a member that failed its boot when the pool's
+//!   replacement budget was spent, kept stopped for its logs.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,10 +24,45 @@ use serde_json::Value;
 use super::{LABEL_POOL, PoolError, engine_call};
 use crate::snapshot::Engine;
 
-/// A taken member's name: its waiting name and this suffix. Taking renames
-/// to it; the name is the same for every taker, so exactly one rename wins
-/// (the engine checks the current name under the container's lock).
+/// What a claimed member's name holds after `POOL-ID12`.
 pub const TAKEN_SUFFIX: &str = "-taken";
+/// What a failed member kept for its logs has after `POOL-ID12`.
+pub const FAILED_SUFFIX: &str = "-failed";
+
+/// The name of the member in slot `slot` of `pool`.
+pub fn slot_name(pool: &str, slot: u32) -> String {
+    format!("{pool}-s{slot}")
+}
+
+/// `POOL-ID12` and `suffix`: a name only this container gets.
+pub fn claimed_name(pool: &str, id: &str, suffix: &str) -> String {
+    format!("{pool}-{}{suffix}", id.get(..12).unwrap_or(id))
+}
+
+/// What a lease volume's name holds after `POOL-ID12`.
+pub const LEASE_SUFFIX: &str = "-lease";
+
+/// The lease volume of a claim: `POOL-ID12-lease-untilT-byP`.
+pub fn lease_name(pool: &str, id: &str, until: u64, holder: u32) -> String {
+    format!(
+        "{}-until{until}-by{holder}",
+        claimed_name(pool, id, LEASE_SUFFIX)
+    )
+}
+
+/// The slots of `0..size` no member holds.
+pub fn free_slots(size: u32, members: &[Member]) -> Vec<u32> {
+    (0..size)
+        .filter(|slot| !members.iter().any(|m| m.slot() == Some(*slot)))
+        .collect()
+}
+
+/// Unix seconds now.
+pub fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
 
 /// One container of a pool.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +80,9 @@ pub struct Member {
     pub labels: Value,
     /// `NetworkSettings.Ports`, as the engine gives it.
     pub ports: Value,
+    /// Its IP address on its first network (empty when it has none): a
+    /// test on this host reaches the member's services there directly.
+    pub address: String,
 }
 
 /// Where a member is in its life, as `ls` shows it.
@@ -69,11 +121,51 @@ impl Member {
             health: None,
             labels,
             ports: Value::Null,
+            address: String::new(),
         }
     }
 
     pub fn is_taken(&self) -> bool {
-        self.name.ends_with(TAKEN_SUFFIX)
+        self.name.contains(TAKEN_SUFFIX)
+    }
+
+    /// Kept after a failed boot when the budget was spent.
+    pub fn is_failed(&self) -> bool {
+        self.name.ends_with(FAILED_SUFFIX)
+    }
+
+    /// The slot a waiting (or starting) member holds.
+    pub fn slot(&self) -> Option<u32> {
+        let pool = self.label(LABEL_POOL);
+        let digits = self.name.strip_prefix(pool)?.strip_prefix("-s")?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// A taken member's lease end (unix seconds) and holder, from the
+    /// pool's lease volumes; `None` for a claim whose lease was never
+    /// written (its taker died right after the rename).
+    pub fn lease(&self, volumes: &[String]) -> Option<(u64, u32)> {
+        let prefix = claimed_name(self.label(LABEL_POOL), &self.id, LEASE_SUFFIX);
+        volumes.iter().find_map(|volume| {
+            let rest = volume.strip_prefix(&prefix)?.strip_prefix("-until")?;
+            let (until, holder) = rest.split_once("-by")?;
+            Some((until.parse().ok()?, holder.parse().ok()?))
+        })
+    }
+
+    /// A claim nobody holds any more: its lease ended before `now`, or it
+    /// has none and the container is older than `default_lease`.
+    pub fn is_stale_claim(&self, volumes: &[String], now: u64, default_lease: u64) -> bool {
+        if !self.is_taken() {
+            return false;
+        }
+        match self.lease(volumes) {
+            Some((until, _)) => until < now,
+            None => self.created.saturating_add(default_lease) < now,
+        }
     }
 
     pub fn label(&self, key: &str) -> &str {
@@ -81,10 +173,7 @@ impl Member {
     }
 
     pub fn age_seconds(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_secs());
-        now.saturating_sub(self.created)
+        now_seconds().saturating_sub(self.created)
     }
 
     /// Its state from what the engine says alone; `None` when only an exec
@@ -93,6 +182,11 @@ impl Member {
     pub fn state_from_engine(&self) -> Option<MemberState> {
         if self.is_taken() {
             return Some(MemberState::Taken);
+        }
+        if self.is_failed() {
+            return Some(MemberState::Unhealthy(
+                "failed its boot with the replacement budget spent; kept for its logs".to_string(),
+            ));
         }
         match self.engine_state.as_str() {
             "running" => {}
@@ -152,12 +246,36 @@ fn reason_of(text: &str) -> String {
     crate::text::cut(&crate::text::escape_controls(&joined.join("; ")), 300)
 }
 
+/// The names of the pool's volumes: the claims' leases (and podman's
+/// claim volumes).
+pub fn volumes(engine: Engine, pool: &str) -> Result<Vec<String>, PoolError> {
+    let filter = format!("label={LABEL_POOL}={pool}");
+    let output = engine_call(engine, &["volume", "ls", "-q", "--filter", &filter])?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The volumes of `pool` that belong to the container `id`.
+pub fn volumes_of<'a>(pool: &str, id: &str, volumes: &'a [String]) -> Vec<&'a String> {
+    let prefix = claimed_name(pool, id, "-");
+    volumes
+        .iter()
+        .filter(|volume| volume.starts_with(&prefix))
+        .collect()
+}
+
 /// Every container labelled with the pool's name, taken or not.
 pub fn list(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError> {
-    let filter = format!("label={LABEL_POOL}={pool}");
+    inspect_all(engine, &format!("label={LABEL_POOL}={pool}"))
+}
+
+/// Every container `ENGINE ps -a --filter FILTER` lists, inspected.
+pub fn inspect_all(engine: Engine, filter: &str) -> Result<Vec<Member>, PoolError> {
     let ids = engine_call(
         engine,
-        &["ps", "-a", "-q", "--no-trunc", "--filter", filter.as_str()],
+        &["ps", "-a", "-q", "--no-trunc", "--filter", filter],
     )?;
     let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
         .split_whitespace()
@@ -222,6 +340,15 @@ pub fn parse_inspect(value: &Value) -> Member {
             .pointer("/NetworkSettings/Ports")
             .cloned()
             .unwrap_or(Value::Null),
+        address: value
+            .pointer("/NetworkSettings/Networks")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flat_map(|networks| networks.values())
+            .filter_map(|network| network.get("IPAddress").and_then(Value::as_str))
+            .find(|address| !address.is_empty())
+            .unwrap_or("")
+            .to_string(),
     }
 }
 
@@ -269,6 +396,7 @@ mod tests {
             health: health.map(|(s, o)| (s.into(), o.into())),
             labels: Value::Null,
             ports: Value::Null,
+            address: String::new(),
         }
     }
 
@@ -317,6 +445,41 @@ mod tests {
     }
 
     #[test]
+    fn names_carry_slots_claims_and_leases() {
+        let labels = serde_json::json!({"io.dind-init.pool": "p-s1"});
+        let id = "0123456789abcdef";
+        let named = |name: &str| Member {
+            labels: labels.clone(),
+            created: 100,
+            id: id.into(),
+            ..member(name, "running", None)
+        };
+        assert_eq!(named("p-s1-s3").slot(), Some(3));
+        assert_eq!(named("p-s1-s").slot(), None);
+        assert_eq!(named("p-s1-s3-taken").slot(), None);
+        assert_eq!(claimed_name("p", id, TAKEN_SUFFIX), "p-0123456789ab-taken");
+        let taken = named(&claimed_name("p-s1", id, TAKEN_SUFFIX));
+        assert!(taken.is_taken() && taken.slot().is_none());
+        let volumes = [
+            "p-s1-0123456789ab-claim".to_string(),
+            lease_name("p-s1", id, 500, 42),
+            lease_name("p-s1", "ffffffffffff", 900, 1),
+        ];
+        assert_eq!(volumes[1], "p-s1-0123456789ab-lease-until500-by42");
+        assert_eq!(taken.lease(&volumes), Some((500, 42)));
+        assert!(!taken.is_stale_claim(&volumes, 500, 3600));
+        assert!(taken.is_stale_claim(&volumes, 501, 3600));
+        assert_eq!(volumes_of("p-s1", id, &volumes).len(), 2);
+        assert_eq!(taken.lease(&[]), None);
+        assert!(!taken.is_stale_claim(&[], 3700, 3600));
+        assert!(taken.is_stale_claim(&[], 3701, 3600));
+        assert!(!named("p-s1-s0").is_stale_claim(&[], u64::MAX, 0));
+        let members = [named("p-s1-s0"), named("p-s1-s2"), taken];
+        assert_eq!(free_slots(4, &members), [1, 3]);
+        assert_eq!(free_slots(2, &members), [1]);
+    }
+
+    #[test]
     fn engine_dates() {
         assert_eq!(unix_seconds_of("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
@@ -337,7 +500,8 @@ mod tests {
             "State": {"Status": "running", "ExitCode": 0,
                       "Health": {"Status": "healthy", "Log": [{"Output": "old"}, {"Output": "phase: running"}]}},
             "Config": {"Labels": {"io.dind-init.pool": "p"}},
-            "NetworkSettings": {"Ports": {"5432/tcp": [{"HostPort": "49153"}]}},
+            "NetworkSettings": {"Ports": {"5432/tcp": [{"HostPort": "49153"}]},
+                                "Networks": {"bridge": {"IPAddress": "172.17.0.5"}}},
         });
         let parsed = parse_inspect(&value);
         assert_eq!(parsed.name, "p-1");
@@ -347,5 +511,6 @@ mod tests {
             Some(("healthy".into(), "phase: running".into()))
         );
         assert_eq!(parsed.label("io.dind-init.pool"), "p");
+        assert_eq!(parsed.address, "172.17.0.5");
     }
 }

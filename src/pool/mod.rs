@@ -4,14 +4,15 @@
 //!
 //! No daemon: the pool is the engine's containers, labelled
 //! `io.dind-init.pool=POOL` (with the image, its id, the run args and how
-//! readiness is read), so it survives the shell that filled it and serves
-//! any number of processes at once. A member waits as `POOL-XXXXXXXX`;
-//! `take` claims a ready one by renaming it to `POOL-XXXXXXXX-taken` — the
-//! same new name for every taker, so exactly one rename wins and the losers
-//! try the next — then starts one replacement in a detached `pool refill`
-//! process (see [`refill`]). Ready means `dind-init status` is healthy
-//! inside: Docker's health check where the member has one (fill gives it
-//! one when the image has none), else an exec of `dind-init status`.
+//! readiness is read), and its record (its size; see [`record`]), so it
+//! survives the shell that filled it and serves any number of processes at
+//! once. A member waits in a slot as `POOL-sK`; `take` claims a ready one
+//! by renaming it (see [`member`] for the names: exactly one rename wins,
+//! and the claim carries its lease), hands it out, then starts a detached
+//! `pool refill` that fills the free slots (see [`refill`]). Ready means
+//! `dind-init status` is healthy inside: Docker's health check where the
+//! member has one (fill gives it one when the image has none), else an
+//! exec of `dind-init status`.
 //!
 //! Built on the engine layer of `snapshot` (docker or podman, `--engine`).
 
@@ -23,14 +24,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod member;
+mod record;
 mod refill;
 mod request;
 mod take;
 
 use member::{Member, MemberState};
 
+use record::Record;
 use refill::{Probe, Template};
-pub use request::{Action, PoolRequest, parse};
+pub use request::{Action, PoolRequest, SYNTAX, Syntax, parse};
 
 use crate::snapshot::Engine;
 
@@ -115,19 +118,18 @@ pub fn run(request: &PoolRequest) -> i32 {
         Action::Take {
             pool,
             timeout,
+            lease,
             json,
-        } => take::take(engine, pool, *timeout, *json),
+        } => take::take(engine, pool, *timeout, *lease, *json),
         Action::Release { name } => release(engine, name),
         Action::List { pool, json } => list(engine, pool, *json),
         Action::Drain { pool, all } => drain(engine, pool, *all),
-        Action::Refill {
-            pool,
-            count,
-            template,
-            timeout,
-        } => refill::refill(engine, pool, *count, template, *timeout).inspect_err(|error| {
-            log_line(pool, &format!("refill failed: {error}"));
-        }),
+        Action::Gc { pool } => gc(engine, pool),
+        Action::Refill { pool, timeout } => {
+            refill::refill(engine, pool, *timeout).inspect_err(|error| {
+                log_line(pool, &format!("refill failed: {error}"));
+            })
+        }
     };
     match result {
         Ok(()) => EXIT_OK,
@@ -138,8 +140,10 @@ pub fn run(request: &PoolRequest) -> i32 {
     }
 }
 
+/// One line on stderr; a closed stderr loses it, never panics.
 fn say(message: &str) {
-    eprintln!("dind-init pool: {message}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "dind-init pool: {message}");
 }
 
 /// Where the background refills write: `DIND_INIT_POOL_LOG`, else
@@ -158,12 +162,25 @@ fn log_path() -> Option<PathBuf> {
     Some(dir.join("pool.log"))
 }
 
-/// One line of the pool log (the refill's stderr is that file), with the time.
+/// One line of the pool log, with the time (stderr when there is none).
 fn log_line(pool: &str, message: &str) {
-    eprintln!(
-        "{} dind-init pool {pool}: {message}",
+    use std::io::Write;
+    let line = format!(
+        "{} dind-init pool {pool}: {message}\n",
         crate::state::now_rfc3339()
     );
+    let appended = log_path()
+        .and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        })
+        .is_some_and(|mut log| log.write_all(line.as_bytes()).is_ok());
+    if !appended {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
 }
 
 /// Runs the engine's CLI; a failure says whether the engine is down.
@@ -277,18 +294,28 @@ fn fill(
     engine_call(engine, &["version"])?;
     let (image_id, probe) = inspect_image(engine, image, run_args)?;
     let members = member::list(engine, pool)?;
-    if let Some(other) = members
-        .iter()
-        .find(|m| m.label(LABEL_IMAGE) != image || m.label(LABEL_IMAGE_ID) != image_id)
+    let old = record::read(engine, pool)?;
+    let holds = old
+        .as_ref()
+        .map(|old| (old.template.image.as_str(), old.template.image_id.as_str()))
+        .into_iter()
+        .chain(
+            members
+                .iter()
+                .map(|m| (m.label(LABEL_IMAGE), m.label(LABEL_IMAGE_ID))),
+        );
+    if let Some((other, _)) = holds
+        .filter(|(other, other_id)| *other != image || *other_id != image_id)
+        .collect::<Vec<_>>()
+        .first()
     {
-        let rebuilt = if other.label(LABEL_IMAGE) == image {
+        let rebuilt = if *other == image {
             " (an earlier build of it)"
         } else {
             ""
         };
         return Err(PoolError::BadInput(format!(
-            "pool {pool} holds members of `{}`{rebuilt}, not of this `{image}`: drain it first (`dind-init pool drain {pool} --all`) or give another --name",
-            other.label(LABEL_IMAGE)
+            "pool {pool} holds members of `{other}`{rebuilt}, not of this `{image}`: drain it first (`dind-init pool drain {pool} --all`) or give another --name"
         )));
     }
     let template = Template {
@@ -298,26 +325,79 @@ fn fill(
         run_args: run_args.to_vec(),
         probe,
     };
-    refill::tend(engine, &members, false);
-    let members = member::list(engine, pool)?;
-    let mut waiting: Vec<String> = members
-        .iter()
-        .filter(|m| !m.is_taken())
-        .map(|m| m.name.clone())
-        .collect();
-    let have = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
-    for _ in have..size {
-        waiting.push(template.start_member(engine)?);
+    record::write(engine, &template, size, old.as_ref())?;
+    record::reset_budget(engine, pool);
+    let record = Record {
+        size,
+        template,
+        broken: None,
+    };
+    refill::reclaim_stale(engine, pool, &members, false)?;
+    for found in &members {
+        // Failed members kept for their logs, and the slots past a smaller size.
+        let shrunk = found.slot().is_some_and(|slot| slot >= size);
+        if found.is_failed() || shrunk {
+            engine_call(engine, &["rm", "-f", "-v", &found.name])?;
+        }
     }
+    refill::tend(
+        engine,
+        &record.template,
+        &member::list(engine, pool)?,
+        false,
+    )?;
+    let started = refill::start_free_slots(engine, &record)?;
+    let waiting: Vec<String> = member::list(engine, pool)?
+        .into_iter()
+        .filter(|m| m.slot().is_some())
+        .map(|m| m.name)
+        .collect();
     say(&format!(
-        "pool {pool}: {} waiting ({} started now) of {image}",
+        "pool {pool}: size {size}, {} waiting or starting ({} started now) of {image}",
         waiting.len(),
-        size.saturating_sub(have)
+        started.len()
     ));
-    println!("{pool}");
+    print_line(pool)?;
     match wait {
-        Some(timeout) => refill::watch(engine, &template, waiting, timeout, false),
+        Some(timeout) => refill::watch(engine, &record, waiting, timeout, false),
         None => Ok(()),
+    }
+}
+
+/// One line on stdout; a closed stdout is an error, never a panic.
+fn print_line(line: &str) -> Result<(), PoolError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| PoolError::Failed(format!("cannot write to stdout: {error}")))
+}
+
+/// Removes a member with its anonymous volumes and its lease and claim
+/// volumes; false when it was gone already (someone else removed it).
+fn remove_member(engine: Engine, found: &Member) -> bool {
+    let target = if found.id.is_empty() {
+        &found.name
+    } else {
+        &found.id
+    };
+    let removed = crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", target]).is_ok();
+    remove_volumes_of(engine, found.label(LABEL_POOL), &found.id);
+    removed
+}
+
+/// The lease and claim volumes of the container `id` of `pool`.
+fn remove_volumes_of(engine: Engine, pool: &str, id: &str) {
+    if id.is_empty() {
+        return;
+    }
+    let Ok(volumes) = member::volumes(engine, pool) else {
+        return;
+    };
+    let mut args = vec!["volume".to_string(), "rm".into(), "-f".into()];
+    args.extend(member::volumes_of(pool, id, &volumes).into_iter().cloned());
+    if args.len() > 3 {
+        let _ = crate::snapshot::engine::run(engine, &args);
     }
 }
 
@@ -337,13 +417,18 @@ fn release(engine: Engine, name: &str) -> Result<(), PoolError> {
         )));
     }
     engine_call(engine, &["rm", "-f", "-v", name])?;
+    remove_volumes_of(engine, found.label(LABEL_POOL), &found.id);
     Ok(())
 }
 
-/// `ls`: each member with its state and age.
+/// `ls`: the pool's size and counts, then each member with its state and
+/// age (and a claim's lease). Stale claims are reclaimed first.
 fn list(engine: Engine, pool: &str, json: bool) -> Result<(), PoolError> {
     engine_call(engine, &["version"])?;
+    let found_record = record::read(engine, pool)?;
+    refill::reclaim_stale(engine, pool, &member::list(engine, pool)?, false)?;
     let mut members = member::list(engine, pool)?;
+    let volumes = member::volumes(engine, pool)?;
     members.sort_by(|a, b| a.name.cmp(&b.name));
     let rows: Vec<(Member, MemberState)> = members
         .into_iter()
@@ -352,56 +437,118 @@ fn list(engine: Engine, pool: &str, json: bool) -> Result<(), PoolError> {
             (found, state)
         })
         .collect();
+    let (waiting, starting, taken) = record::counts(&rows);
+    let size = found_record.as_ref().map(|r| r.size);
+    let broken = found_record.as_ref().and_then(|r| r.broken.clone());
     if json {
         let all: Vec<Value> = rows
             .iter()
             .map(|(found, state)| {
+                let lease = found.lease(&volumes);
                 serde_json::json!({
                     "name": found.name,
                     "id": found.id,
                     "state": state.word(),
                     "age_seconds": found.age_seconds(),
                     "reason": match state { MemberState::Unhealthy(why) => Value::from(why.as_str()), _ => Value::Null },
+                    "lease_until": lease.map(|(until, _)| until),
+                    "holder_pid": lease.map(|(_, holder)| holder),
                 })
             })
             .collect();
-        println!("{}", Value::from(all));
-        return Ok(());
+        let summary = serde_json::json!({
+            "pool": pool,
+            "size": size,
+            "waiting": waiting,
+            "starting": starting,
+            "taken": taken,
+            "broken": broken,
+            "members": all,
+        });
+        return print_line(&summary.to_string());
     }
-    if rows.is_empty() {
+    if found_record.is_none() && rows.is_empty() {
         say(&format!("pool {pool} has no members"));
         return Ok(());
     }
-    println!("{:<40} {:<10} {:>7}  REASON", "NAME", "STATE", "AGE");
+    let mut lines = vec![format!(
+        "pool {pool}: size {}, {waiting} waiting, {starting} starting, {taken} taken{}",
+        size.map_or("unknown (fill it again)".to_string(), |n| n.to_string()),
+        broken.map_or(String::new(), |why| format!("; broken: {why}"))
+    )];
+    lines.push(format!(
+        "{:<40} {:<10} {:>7}  REASON",
+        "NAME", "STATE", "AGE"
+    ));
     for (found, state) in &rows {
         let why = match state {
-            MemberState::Unhealthy(why) => why.as_str(),
-            _ => "",
+            MemberState::Unhealthy(why) => why.clone(),
+            _ => found
+                .lease(&volumes)
+                .map_or(String::new(), |(until, holder)| {
+                    format!(
+                        "lease ends in {} s, taken for pid {holder}",
+                        until.saturating_sub(member::now_seconds())
+                    )
+                }),
         };
-        println!(
+        lines.push(format!(
             "{:<40} {:<10} {:>6}s  {why}",
             found.name,
             state.word(),
             found.age_seconds()
-        );
+        ));
     }
+    print_line(&lines.join("\n"))
+}
+
+/// `gc`: removes what nobody holds — claims whose lease ended, and lease
+/// or claim volumes whose member is gone — never a member in use.
+fn gc(engine: Engine, pool: &str) -> Result<(), PoolError> {
+    engine_call(engine, &["version"])?;
+    let stale = refill::reclaim_stale(engine, pool, &member::list(engine, pool)?, false)?;
+    remove_orphan_volumes(engine, pool, &member::list(engine, pool)?);
+    say(&format!("pool {pool}: reclaimed {stale} stale claim(s)"));
     Ok(())
 }
 
-/// `drain`: removes the waiting members (all with `all`), and the ones the
-/// refills in flight on this host start meanwhile, until none is left.
+/// The pool's lease and claim volumes except those of `keep_for`.
+fn remove_orphan_volumes(engine: Engine, pool: &str, keep_for: &[Member]) {
+    let Ok(volumes) = member::volumes(engine, pool) else {
+        return;
+    };
+    for volume in &volumes {
+        let kept = keep_for
+            .iter()
+            .any(|m| member::volumes_of(pool, &m.id, std::slice::from_ref(volume)).len() == 1);
+        if !kept {
+            let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", volume]);
+        }
+    }
+}
+
+/// `drain`: removes the pool's record (so refills start nothing more),
+/// the waiting members, failed ones and stale claims (all members with
+/// `all`), and the ones the refills in flight on this host start
+/// meanwhile, until none is left. A claim in its lease is kept without `all`.
 fn drain(engine: Engine, pool: &str, all: bool) -> Result<(), PoolError> {
     engine_call(engine, &["version"])?;
+    record::remove(engine, pool)?;
     let deadline = Instant::now().checked_add(Duration::from_secs(120));
     let mut removed = 0usize;
+    let now = member::now_seconds();
+    let default_lease = request::DEFAULT_LEASE.as_secs();
+    let volumes = member::volumes(engine, pool)?;
+    let drained =
+        |m: &Member| all || !m.is_taken() || m.is_stale_claim(&volumes, now, default_lease);
     loop {
-        let members = member::list(engine, pool)?;
-        for found in members.iter().filter(|m| all || !m.is_taken()) {
-            if crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", &found.name]).is_ok() {
+        let in_flight = refill::refills_in_flight(pool);
+        for found in member::list(engine, pool)?.iter().filter(|m| drained(m)) {
+            if remove_member(engine, found) {
                 removed = removed.saturating_add(1);
             }
         }
-        let in_flight = refill::refills_in_flight(pool);
+        // A refill seen before this listing may have started one after it.
         if in_flight.is_empty() {
             break;
         }
@@ -412,26 +559,12 @@ fn drain(engine: Engine, pool: &str, all: bool) -> Result<(), PoolError> {
         }
         std::thread::sleep(take::TAKE_POLL);
     }
-    // A refill may have started one between our last listing and its end.
-    let left: Vec<Member> = member::list(engine, pool)?
-        .into_iter()
-        .filter(|m| all || !m.is_taken())
-        .collect();
-    for found in &left {
-        if crate::snapshot::engine::run_ok(engine, &["rm", "-f", "-v", &found.name]).is_ok() {
-            removed = removed.saturating_add(1);
-        }
-    }
-    // Claims a taker left behind (it died between its claim and its rename).
-    let filter = format!("label={LABEL_POOL}={pool}");
-    if engine == Engine::Podman
-        && let Ok(volumes) =
-            crate::snapshot::engine::run_ok(engine, &["volume", "ls", "-q", "--filter", &filter])
-    {
-        for volume in String::from_utf8_lossy(&volumes.stdout).split_whitespace() {
-            let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", volume]);
-        }
-    }
+    let keep: Vec<Member> = if all {
+        Vec::new()
+    } else {
+        member::list(engine, pool)?
+    };
+    remove_orphan_volumes(engine, pool, &keep);
     say(&format!("pool {pool}: removed {removed} member(s)"));
     Ok(())
 }

@@ -17,9 +17,183 @@ pub const DEFAULT_TAKE_TIMEOUT: Duration = Duration::from_secs(300);
 /// ready, unless `--timeout`.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(600);
 
-const USAGE: &str = "usage: dind-init pool [--engine docker|podman] \
-fill IMAGE --size N [--name POOL] [--wait] [--timeout S] [-- RUN-ARGS...] | \
-take POOL [--timeout S] [--json] | release NAME | ls POOL [--json] | drain POOL [--all]";
+/// How long a taken member is the taker's, unless `--lease`: then the next
+/// `fill`, `take`, `ls`, `gc` or `drain` removes it. Long enough for a
+/// slow test suite; a job that holds one longer says so with `--lease`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
+
+/// A verb of `dind-init pool` (or the bare word): the flags its parser
+/// accepts and its `--help`. The same shape as `crate::args::Syntax` of the
+/// CLI help contract, which replaces this copy once both are merged.
+pub struct Syntax {
+    pub words: &'static str,
+    pub flags: &'static [&'static str],
+    pub help: fn() -> String,
+}
+
+impl Syntax {
+    /// `flag` when these words take it, else the one-line refusal.
+    pub fn check<'a>(&self, flag: &'a str) -> Result<&'a str, UsageError> {
+        if self.flags.contains(&flag) {
+            Ok(flag)
+        } else {
+            Err(self.unknown(flag))
+        }
+    }
+
+    pub fn unknown(&self, given: &str) -> UsageError {
+        UsageError(format!(
+            "`dind-init {}` does not take `{}`; see `dind-init {} --help`",
+            self.words,
+            crate::text::escape_controls(given),
+            self.words
+        ))
+    }
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 did not happen (nothing ready in time, a pool whose members fail to boot, stdout closed); 2 bad usage; 4 bad input (no such pool, not a dind-init image, not a member); 5 the engine is missing, down, or one of its commands failed.";
+
+fn help_of(usage: &str, what: &str, flags: &[(&str, &str)]) -> String {
+    let mut text = format!("Usage: dind-init pool [--engine docker|podman] {usage}\n\n{what}\n");
+    if !flags.is_empty() {
+        text.push_str("\nOptions:\n");
+        for (flag, says) in flags {
+            text.push_str(&format!("  {flag:<16} {says}\n"));
+        }
+    }
+    text.push_str(&format!("\n{EXIT_CODES}\n"));
+    text
+}
+
+const ENGINE_HELP: (&str, &str) = (
+    "--engine E",
+    "docker or podman (default: the first of them on PATH)",
+);
+
+/// Every verb's flags and help: the parser takes only what these say.
+pub const SYNTAX: &[Syntax] = &[
+    Syntax {
+        words: "pool",
+        flags: &["--engine"],
+        help: || {
+            help_of(
+                "fill|take|release|ls|drain|gc ...",
+                "Containers of a prepared dind-init image kept booted, so a test takes a ready environment at once. See `dind-init pool VERB --help`.",
+                &[ENGINE_HELP],
+            )
+        },
+    },
+    Syntax {
+        words: "pool fill",
+        flags: &["--engine", "--size", "--name", "--wait", "--timeout"],
+        help: || {
+            help_of(
+                "fill IMAGE --size N [--name POOL] [--wait] [--timeout S] [-- RUN-ARGS...]",
+                "Sets the pool's size to N and starts members of IMAGE into its free slots (removing waiting ones past a smaller N); resets the replacement budget. RUN-ARGS go to `ENGINE run` of every member.",
+                &[
+                    ENGINE_HELP,
+                    (
+                        "--size N",
+                        "members waiting or starting, at most; 1 to 64 (required)",
+                    ),
+                    (
+                        "--name POOL",
+                        "the pool's name (default: the image reference, `/:` as `-`)",
+                    ),
+                    ("--wait", "return once every member is ready"),
+                    ("--timeout S", "how long --wait waits (default 600)"),
+                ],
+            )
+        },
+    },
+    Syntax {
+        words: "pool take",
+        flags: &["--engine", "--timeout", "--lease", "--json"],
+        help: || {
+            help_of(
+                "take POOL [--timeout S] [--lease S] [--json]",
+                "Claims a ready member, prints its name, then starts its replacement. Waits for one (refills in flight included) up to the timeout. A claim older than its lease is removed by the next fill, take, ls, gc or drain.",
+                &[
+                    ENGINE_HELP,
+                    (
+                        "--timeout S",
+                        "how long to wait for a ready member (default 300)",
+                    ),
+                    ("--lease S", "how long the member is yours (default 3600)"),
+                    ("--json", "print name, id, ports and address as JSON"),
+                ],
+            )
+        },
+    },
+    Syntax {
+        words: "pool release",
+        flags: &["--engine"],
+        help: || {
+            help_of(
+                "release NAME",
+                "Removes a member (taken or not) with its anonymous volumes.",
+                &[ENGINE_HELP],
+            )
+        },
+    },
+    Syntax {
+        words: "pool ls",
+        flags: &["--engine", "--json"],
+        help: || {
+            help_of(
+                "ls POOL [--json]",
+                "The pool's size, how many wait, start and are taken, then each member with its state, age and lease. Reclaims stale claims first.",
+                &[ENGINE_HELP, ("--json", "the same as one JSON object")],
+            )
+        },
+    },
+    Syntax {
+        words: "pool drain",
+        flags: &["--engine", "--all"],
+        help: || {
+            help_of(
+                "drain POOL [--all]",
+                "Removes the pool: its record, the waiting and failed members and stale claims, and what refills in flight start meanwhile. Claims in their lease stay unless --all.",
+                &[ENGINE_HELP, ("--all", "remove the taken members too")],
+            )
+        },
+    },
+    Syntax {
+        words: "pool gc",
+        flags: &["--engine"],
+        help: || {
+            help_of(
+                "gc POOL",
+                "Removes what nobody holds: claims past their lease and left-over claim volumes. Never a member in use.",
+                &[ENGINE_HELP],
+            )
+        },
+    },
+];
+
+/// The hidden `pool refill`: not for users, so not in any help.
+const REFILL_SYNTAX: Syntax = Syntax {
+    words: "pool refill",
+    flags: &["--engine", "--timeout"],
+    help: String::new,
+};
+
+fn syntax_of(verb: Option<&str>) -> &'static Syntax {
+    let words = verb.map_or("pool".to_string(), |verb| format!("pool {verb}"));
+    if words == REFILL_SYNTAX.words {
+        return &REFILL_SYNTAX;
+    }
+    SYNTAX
+        .iter()
+        .find(|syntax| syntax.words == words)
+        .or_else(|| SYNTAX.first())
+        .unwrap_or(&REFILL_SYNTAX)
+}
+
+/// `--help` of the verb among `args` (the bare word's without one).
+pub fn help_for(verb: Option<&str>) -> String {
+    (syntax_of(verb).help)()
+}
 
 /// A parsed `dind-init pool` command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +222,8 @@ pub enum Action {
     Take {
         pool: String,
         timeout: Duration,
+        /// How long the claim holds before anyone may reclaim it.
+        lease: Duration,
         json: bool,
     },
     /// Remove a member (taken or not) with its anonymous volumes.
@@ -56,20 +232,17 @@ pub enum Action {
     List { pool: String, json: bool },
     /// Remove the waiting members; with `all`, the taken ones too.
     Drain { pool: String, all: bool },
-    /// The background part of `take` and of tending: start `count` members
-    /// from `template` (a member's labels, as a JSON object) and see them ready.
-    Refill {
-        pool: String,
-        count: u32,
-        template: String,
-        timeout: Duration,
-    },
+    /// Remove stale claims, never a member in use.
+    Gc { pool: String },
+    /// The background part of `take`: fill the pool's free slots and see
+    /// the new members ready.
+    Refill { pool: String, timeout: Duration },
 }
 
 /// Parses the arguments after `pool`.
 pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, UsageError> {
     let mut engine = None;
-    let mut action = None;
+    let mut action: Option<String> = None;
     let mut positional = Vec::new();
     let mut size = None;
     let mut pool = None;
@@ -77,8 +250,7 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
     let mut json = false;
     let mut all = false;
     let mut timeout = None;
-    let mut count = 1;
-    let mut template = None;
+    let mut lease = DEFAULT_LEASE;
     let mut run_args = Vec::new();
     while let Some(arg) = args.next() {
         let text = arg
@@ -87,14 +259,27 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
             .to_string();
         let (flag, inline) = split_flag(&text);
         let value = |args: &mut _| text_value(flag, inline.clone(), args);
-        match flag {
-            "--" => {
-                for arg in args.by_ref() {
-                    run_args.push(arg.into_string().map_err(|_| {
+        if flag == "--" {
+            for arg in args.by_ref() {
+                run_args.push(
+                    arg.into_string().map_err(|_| {
                         UsageError("pool: a RUN-ARG is not valid UTF-8".to_string())
-                    })?);
-                }
+                    })?,
+                );
             }
+            continue;
+        }
+        if !text.starts_with('-') {
+            match action {
+                None => action = Some(text),
+                Some(_) => positional.push(text),
+            }
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(UsageError(help_for(action.as_deref())));
+        }
+        match syntax_of(action.as_deref()).check(flag)? {
             "--engine" => {
                 engine = Some(
                     value(args)?
@@ -113,25 +298,18 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
                         .map_err(|why| UsageError(format!("--timeout: {why}")))?,
                 );
             }
-            "--count" => {
-                count = parse_size(&value(args)?).map_err(UsageError)?;
+            "--lease" => {
+                lease = parse_seconds(&value(args)?)
+                    .map_err(|why| UsageError(format!("--lease: {why}")))?;
             }
-            "--template" => template = Some(value(args)?),
             "--wait" => wait = true,
             "--json" => json = true,
             "--all" => all = true,
-            "-h" | "--help" => return Err(UsageError(USAGE.to_string())),
-            _ if text.starts_with('-') => {
-                return Err(UsageError(format!(
-                    "`dind-init pool` does not take `{text}` (RUN-ARGS go after `--`)"
-                )));
-            }
-            _ if action.is_none() => action = Some(text),
-            _ => positional.push(text),
+            other => return Err(syntax_of(action.as_deref()).unknown(other)),
         }
     }
     let Some(action) = action else {
-        return Err(UsageError(USAGE.to_string()));
+        return Err(UsageError(help_for(None)));
     };
     let one = |what: &str| -> Result<String, UsageError> {
         match <[String; 1]>::try_from(positional.clone()) {
@@ -143,6 +321,11 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
         }
     };
     let pool_name = |what: &str| one(what).and_then(|name| check_pool_name(&name).map(|()| name));
+    if !run_args.is_empty() && action != "fill" {
+        return Err(UsageError(
+            "only `dind-init pool fill` takes RUN-ARGS after `--`".to_string(),
+        ));
+    }
     let action = match action.as_str() {
         "fill" => Action::Fill {
             image: one("IMAGE")?,
@@ -159,6 +342,7 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
         "take" => Action::Take {
             pool: pool_name("POOL")?,
             timeout: timeout.unwrap_or(DEFAULT_TAKE_TIMEOUT),
+            lease,
             json,
         },
         "release" => Action::Release {
@@ -172,17 +356,16 @@ pub fn parse(args: &mut impl Iterator<Item = OsString>) -> Result<PoolRequest, U
             pool: pool_name("POOL")?,
             all,
         },
+        "gc" => Action::Gc {
+            pool: pool_name("POOL")?,
+        },
         "refill" => Action::Refill {
             pool: pool_name("POOL")?,
-            count,
-            template: template.ok_or_else(|| {
-                UsageError("`dind-init pool refill` needs --template LABELS".to_string())
-            })?,
             timeout: timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
         },
         other => {
             return Err(UsageError(format!(
-                "`dind-init pool` has no action `{other}`: fill, take, release, ls or drain"
+                "`dind-init pool` has no action `{other}`: fill, take, release, ls, drain or gc"
             )));
         }
     };
@@ -282,6 +465,7 @@ mod tests {
             Action::Take {
                 pool: "p".into(),
                 timeout: Duration::from_millis(1500),
+                lease: DEFAULT_LEASE,
                 json: true
             }
         );
@@ -327,6 +511,67 @@ mod tests {
             parse_words(&["shrink", "p"])
                 .unwrap_err()
                 .contains("no action `shrink`")
+        );
+        assert_eq!(
+            parse_words(&["ls", "p", "--all"]).unwrap_err(),
+            "`dind-init pool ls` does not take `--all`; see `dind-init pool ls --help`"
+        );
+        assert_eq!(
+            parse_words(&["take", "p", "--lease", "1", "--size", "2"]).unwrap_err(),
+            "`dind-init pool take` does not take `--size`; see `dind-init pool take --help`"
+        );
+    }
+
+    /// Each verb's flags are what its parser takes, and its help names
+    /// each with its default, and the exit codes.
+    #[test]
+    fn every_flag_of_a_verb_is_taken_and_in_its_help() {
+        let value_of = |flag: &str| match flag {
+            "--engine" => Some("docker"),
+            "--size" | "--timeout" | "--lease" => Some("2"),
+            "--name" => Some("p"),
+            _ => None,
+        };
+        for syntax in SYNTAX {
+            let help = (syntax.help)();
+            assert!(help.starts_with("Usage: dind-init pool"), "{help}");
+            assert!(help.contains("Exit codes: 0"), "{help}");
+            let verb = syntax.words.strip_prefix("pool ");
+            let mut words: Vec<&str> = verb.into_iter().collect();
+            words.push("p");
+            let answered = parse_words(&[&words[..], &["--help"]].concat()).unwrap_err();
+            assert_eq!(answered, help, "{}", syntax.words);
+            for flag in syntax.flags {
+                assert!(help.contains(flag), "{} help lacks {flag}", syntax.words);
+                let mut args = words.clone();
+                args.push(flag);
+                args.extend(value_of(flag));
+                if let Err(why) = parse_words(&args) {
+                    assert!(!why.contains("does not take"), "{args:?}: {why}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn take_lease_and_gc() {
+        assert_eq!(
+            parse_words(&["take", "p", "--lease=90"]).unwrap().action,
+            Action::Take {
+                pool: "p".into(),
+                timeout: DEFAULT_TAKE_TIMEOUT,
+                lease: Duration::from_secs(90),
+                json: false
+            }
+        );
+        assert_eq!(
+            parse_words(&["gc", "p"]).unwrap().action,
+            Action::Gc { pool: "p".into() }
+        );
+        assert!(
+            parse_words(&["take", "p", "--", "-x"])
+                .unwrap_err()
+                .contains("only `dind-init pool fill` takes RUN-ARGS")
         );
     }
 }

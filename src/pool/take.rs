@@ -1,95 +1,62 @@
-//! `dind-init pool take`: claim one ready member atomically (a rename to
-//! `NAME-taken` that only one taker can win; with podman, a claim volume
-//! first), wait for one up to the timeout while tending the pool, and start
-//! the claimed member's replacement.
+//! `dind-init pool take`: claim one ready member atomically (a rename by
+//! id to `POOL-ID12-taken` that only one taker can win; with podman, a
+//! claim volume first), record its lease (a volume), hand it out, and
+//! only then start its replacement. A claim whose name never reached the
+//! taker (stdout closed, inspect failed) is undone: the member goes back
+//! to its slot. While nothing is ready, `take` waits (refills in flight
+//! included) up to its timeout, tending the pool meanwhile.
 
+use std::io::Write;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::member::{self, Member, MemberState, TAKEN_SUFFIX};
-use super::refill::{self, Probe, Template};
+use super::record;
+use super::refill::{self, Probe};
 use super::{
     LABEL_IMAGE, LABEL_IMAGE_ID, LABEL_POOL, LABEL_PROBE, LABEL_RUN_ARGS, PoolError, engine_call,
-    engine_is_down, say,
+    engine_is_down,
 };
 use crate::snapshot::Engine;
 
 /// The podman volume a taker creates to claim a member (see `claim_first`).
 const CLAIM_SUFFIX: &str = "-claim";
+/// A claim volume older than this is a taker's that died mid-claim.
+const CLAIM_VOLUME_STALE_SECONDS: u64 = 30;
 /// How often `take` looks again while no member is ready.
 pub(super) const TAKE_POLL: Duration = Duration::from_millis(100);
 /// How often `take`, while waiting, also tends the pool (unhealthy members
-/// out, a refill when nothing is on its way).
+/// out, stale claims reclaimed, free slots refilled).
 const TAKE_TEND_EVERY: Duration = Duration::from_secs(2);
 
-/// `take`: claims a ready member, starts a replacement, prints its name.
+/// `take`: claims a ready member, prints its name (or JSON), then starts
+/// a replacement.
 pub(super) fn take(
     engine: Engine,
     pool: &str,
     timeout: Duration,
+    lease: Duration,
     json: bool,
 ) -> Result<(), PoolError> {
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
     let mut last_tend: Option<Instant> = None;
-    let mut refill_started = false;
     // Docker's health status says which members are ready, in one call;
     // members read by exec (podman, --no-healthcheck) need the full look.
     let mut health_only = engine == Engine::Docker;
     loop {
-        if health_only && let Some(claimed) = claim_first(engine, &healthy_members(engine, pool)?)?
+        if health_only
+            && let Some(claimed) = claim_first(engine, &healthy_members(engine, pool)?, lease)?
         {
-            return taken(engine, &claimed, json, 0);
+            return hand_out(engine, &claimed, json);
         }
         let due = last_tend.is_none_or(|at| at.elapsed() >= TAKE_TEND_EVERY);
         if !health_only || due {
             last_tend = Some(Instant::now());
-            let members = member::list(engine, pool)?;
-            health_only = engine == Engine::Docker
-                && members
-                    .iter()
-                    .all(|m| m.label(LABEL_PROBE) != Probe::Exec.word());
-            // Empty after a refill was started: its member is on its way.
-            if members.is_empty() && !refill_started {
-                return Err(PoolError::BadInput(format!(
-                    "no pool {pool} in {} (no container has label {LABEL_POOL}={pool}): fill it first with `dind-init pool fill IMAGE --name {pool} --size N`",
-                    engine.program()
-                )));
-            }
-            let mut ready = Vec::new();
-            let mut owed = 0u32;
-            let mut on_its_way = false;
-            for found in members.iter().filter(|m| !m.is_taken()) {
-                match refill::state_of(engine, found) {
-                    MemberState::Ready => ready.push(found.clone()),
-                    MemberState::Starting => on_its_way = true,
-                    MemberState::Taken => {}
-                    MemberState::Unhealthy(why) => {
-                        if refill::remove_unhealthy(
-                            engine,
-                            found,
-                            &format!("unhealthy: {why}"),
-                            false,
-                        ) {
-                            owed = owed.saturating_add(1);
-                        }
-                    }
-                }
-            }
-            if let Some(claimed) = claim_first(engine, &ready)? {
-                return taken(engine, &claimed, json, owed);
-            }
-            // Nothing ready and nothing booting: someone must start one.
-            if !on_its_way && !refill_started {
-                owed = owed.max(1);
-            }
-            if owed > 0
-                && let Some(template) = members.iter().find_map(Template::of)
-            {
-                refill::spawn_detached(engine, &template, owed);
-                refill_started = true;
+            if let Some(claimed) = tend_and_claim(engine, pool, lease, &mut health_only)? {
+                return hand_out(engine, &claimed, json);
             }
         }
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
@@ -102,13 +69,73 @@ pub(super) fn take(
     }
 }
 
-/// Waiting members Docker reports healthy, in name order, with the labels
-/// a replacement needs (one `docker ps`: `take`'s fast path).
+/// The full look: the record (a broken pool fails here), stale claims
+/// reclaimed, failed members replaced, a ready one claimed, else a refill
+/// started when a slot is free.
+fn tend_and_claim(
+    engine: Engine,
+    pool: &str,
+    lease: Duration,
+    health_only: &mut bool,
+) -> Result<Option<Claim>, PoolError> {
+    let found_record = record::read(engine, pool)?;
+    let members = member::list(engine, pool)?;
+    // Without a record (never filled, or drained) nothing will come: only
+    // members already waiting can still be taken.
+    if found_record.is_none() && !members.iter().any(|m| m.slot().is_some()) {
+        return Err(PoolError::BadInput(format!(
+            "no pool {pool} in {} (no record {pool}.pool, no member waiting): fill it first with `dind-init pool fill IMAGE --name {pool} --size N`",
+            engine.program()
+        )));
+    }
+    if let Some(broken) = found_record.as_ref().and_then(|r| r.broken.clone()) {
+        return Err(PoolError::Failed(broken));
+    }
+    *health_only = engine == Engine::Docker
+        && members
+            .iter()
+            .all(|m| m.label(LABEL_PROBE) != Probe::Exec.word());
+    // Its lines go to the pool log: stderr is for the answer's error only.
+    refill::reclaim_stale(engine, pool, &members, true)?;
+    let mut ready = Vec::new();
+    let mut replaced = false;
+    for found in members.iter().filter(|m| m.slot().is_some()) {
+        match refill::state_of(engine, found) {
+            MemberState::Ready => ready.push(found.clone()),
+            MemberState::Starting | MemberState::Taken => {}
+            MemberState::Unhealthy(why) => {
+                if let Some(record) = &found_record {
+                    replaced |= refill::replace_failed(
+                        engine,
+                        &record.template,
+                        found,
+                        &format!("unhealthy: {why}"),
+                        true,
+                    )?;
+                }
+            }
+        }
+    }
+    if let Some(claimed) = claim_first(engine, &ready, lease)? {
+        return Ok(Some(claimed));
+    }
+    if let Some(record) = &found_record
+        && (replaced || !member::free_slots(record.size, &members).is_empty())
+    {
+        refill::spawn_detached(engine, pool);
+    }
+    Ok(None)
+}
+
+/// Waiting members Docker reports healthy, in slot order, with the labels
+/// the claim needs (one `docker ps`: `take`'s fast path).
 fn healthy_members(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError> {
     let filter = format!("label={LABEL_POOL}={pool}");
     let keys = [LABEL_IMAGE, LABEL_IMAGE_ID, LABEL_RUN_ARGS, LABEL_PROBE];
     // Tab-separated: JSON (the run args) writes a tab as `\t`.
-    let format = std::iter::once("{{.Names}}".to_string())
+    let format = ["{{.ID}}", "{{.Names}}"]
+        .into_iter()
+        .map(str::to_string)
         .chain(keys.iter().map(|key| format!("{{{{.Label \"{key}\"}}}}")))
         .collect::<Vec<_>>()
         .join("\t");
@@ -116,6 +143,7 @@ fn healthy_members(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError>
         engine,
         &[
             "ps",
+            "--no-trunc",
             "--filter",
             filter.as_str(),
             "--filter",
@@ -128,59 +156,103 @@ fn healthy_members(engine: Engine, pool: &str) -> Result<Vec<Member>, PoolError>
         .lines()
         .filter_map(|line| {
             let mut fields = line.split('\t');
+            let id = fields.next()?.trim().to_string();
             let name = fields.next()?.trim().to_string();
             let mut labels = serde_json::Map::new();
             labels.insert(LABEL_POOL.to_string(), Value::from(pool));
             for (key, value) in keys.iter().zip(fields) {
                 labels.insert(key.to_string(), Value::from(value));
             }
-            Some(Member::named(name, Value::from(labels)))
+            Some(Member {
+                id,
+                ..Member::named(name, Value::from(labels))
+            })
         })
-        .filter(|found| !found.name.is_empty() && !found.is_taken())
+        .filter(|found| found.slot().is_some())
         .collect();
-    members.sort_by(|a, b| a.name.cmp(&b.name));
+    members.sort_by_key(Member::slot);
     Ok(members)
 }
 
-/// Renames the first of `candidates` that this process wins to its taken
-/// name; that member, under its new name.
+/// A member this taker won, and the slot it left.
+pub(super) struct Claim {
+    member: Member,
+    slot: Option<u32>,
+}
+
+/// Claims the first of `candidates` that this process wins.
 ///
-/// Docker refuses a rename to the name a container already has (checked
-/// under the container's lock), so of the takers that all ask for
-/// `NAME-taken` exactly one succeeds. Podman accepts it as a no-op: a taker
-/// whose lookup of `NAME` came before the winner's rename would "win" too
-/// (seen in the concurrent-take test). There a volume named `NAME-claim`,
-/// whose creation fails when it exists, is taken first and removed once
-/// the rename is done, so no two renames of one member overlap.
-fn claim_first(engine: Engine, candidates: &[Member]) -> Result<Option<Member>, PoolError> {
+/// The rename is by id, so a new member that meanwhile took the slot's
+/// name is never claimed by a taker that saw the old one. Docker refuses
+/// a rename to the name a container already has (checked under the
+/// container's lock), and the taken name stays, so of the takers that all
+/// ask for `POOL-ID12-taken` exactly one succeeds, however late the others
+/// come. Podman accepts it as a no-op: there a volume `POOL-ID12-claim`,
+/// whose creation fails when it exists, is taken first and kept while the
+/// member is; one a taker left when it died before its rename is removed
+/// once older than [`CLAIM_VOLUME_STALE_SECONDS`]. The winner then records
+/// its lease in a volume `POOL-ID12-lease-untilT-byP`.
+fn claim_first(
+    engine: Engine,
+    candidates: &[Member],
+    lease: Duration,
+) -> Result<Option<Claim>, PoolError> {
     for candidate in candidates {
-        let claim = format!("{}{CLAIM_SUFFIX}", candidate.name);
-        let pool_label = format!("{LABEL_POOL}={}", candidate.label(LABEL_POOL));
-        if engine == Engine::Podman
-            && lost(
-                engine,
-                crate::snapshot::engine::run_ok(
-                    engine,
-                    &["volume", "create", "--label", &pool_label, &claim],
-                ),
-            )?
-        {
+        let pool = candidate.label(LABEL_POOL).to_string();
+        let claim = member::claimed_name(&pool, &candidate.id, CLAIM_SUFFIX);
+        if engine == Engine::Podman && !claim_volume(engine, &pool, &claim)? {
             continue;
         }
-        let taken_name = format!("{}{TAKEN_SUFFIX}", candidate.name);
-        let renamed =
-            crate::snapshot::engine::run_ok(engine, &["rename", &candidate.name, &taken_name]);
-        if engine == Engine::Podman {
-            let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", &claim]);
+        let taken = member::claimed_name(&pool, &candidate.id, TAKEN_SUFFIX);
+        let renamed = crate::snapshot::engine::run_ok(engine, &["rename", &candidate.id, &taken]);
+        if lost(engine, renamed)? {
+            if engine == Engine::Podman {
+                let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", &claim]);
+            }
+            continue;
         }
-        if !lost(engine, renamed)? {
-            return Ok(Some(Member {
-                name: taken_name,
+        let until = member::now_seconds().saturating_add(lease.as_secs());
+        let holder = std::os::unix::process::parent_id();
+        let lease_volume = member::lease_name(&pool, &candidate.id, until, holder);
+        let label = format!("{LABEL_POOL}={pool}");
+        engine_call(
+            engine,
+            &["volume", "create", "--label", &label, &lease_volume],
+        )?;
+        return Ok(Some(Claim {
+            member: Member {
+                name: taken,
                 ..candidate.clone()
-            }));
-        }
+            },
+            slot: candidate.slot(),
+        }));
     }
     Ok(None)
+}
+
+/// Creates the podman claim volume; false when another taker holds it.
+fn claim_volume(engine: Engine, pool: &str, claim: &str) -> Result<bool, PoolError> {
+    let label = format!("{LABEL_POOL}={pool}");
+    let create = ["volume", "create", "--label", label.as_str(), claim];
+    if !lost(engine, crate::snapshot::engine::run_ok(engine, &create))? {
+        return Ok(true);
+    }
+    let created = crate::snapshot::engine::run_ok(
+        engine,
+        &["volume", "inspect", "--format", "{{.CreatedAt}}", claim],
+    )
+    .ok()
+    .and_then(|output| member::unix_seconds_of(String::from_utf8_lossy(&output.stdout).trim()));
+    let stale = created
+        .is_some_and(|at| at.saturating_add(CLAIM_VOLUME_STALE_SECONDS) < member::now_seconds());
+    if !stale {
+        return Ok(false);
+    }
+    let _ = crate::snapshot::engine::run(engine, &["volume", "rm", "-f", claim]);
+    Ok(!lost(
+        engine,
+        crate::snapshot::engine::run_ok(engine, &create),
+    )?)
 }
 
 /// Whether a claim step lost the race (the member gone, renamed, or
@@ -195,23 +267,52 @@ fn lost(engine: Engine, step: Result<Output, String>) -> Result<bool, PoolError>
     }
 }
 
-/// After a claim: the replacement (plus `owed` more) in the background,
-/// the name (or, with `json`, name, id and ports) on stdout.
-fn taken(engine: Engine, claimed: &Member, json: bool, owed: u32) -> Result<(), PoolError> {
-    match Template::of(claimed) {
-        Some(template) => refill::spawn_detached(engine, &template, owed.saturating_add(1)),
-        None => say(&format!(
-            "{} has no pool labels to start a replacement from: the pool is one member short",
-            claimed.name
-        )),
-    }
-    if json {
-        let output = engine_call(engine, &["container", "inspect", &claimed.name])?;
-        let all: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        let found = member::parse_inspect(all.get(0).unwrap_or(&Value::Null));
-        println!("{}", refill::take_json(&found));
+/// After a claim: the name (or, with `json`, name, id, ports and address)
+/// on stdout, then the replacement in the background. When the answer
+/// cannot be given the claim is undone.
+fn hand_out(engine: Engine, claim: &Claim, json: bool) -> Result<(), PoolError> {
+    let claimed = &claim.member;
+    let pool = claimed.label(LABEL_POOL).to_string();
+    let answer = if json {
+        engine_call(engine, &["container", "inspect", &claimed.id]).map(|output| {
+            let all: Value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+            let found = member::parse_inspect(all.get(0).unwrap_or(&Value::Null));
+            refill::take_json(&found).to_string()
+        })
     } else {
-        println!("{}", claimed.name);
+        Ok(claimed.name.clone())
+    };
+    let written = answer.and_then(|line| {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .map_err(|error| {
+                PoolError::Failed(format!(
+                    "cannot write {} to stdout ({error}): the claim is undone, take again with an open stdout",
+                    claimed.name
+                ))
+            })
+    });
+    if let Err(error) = written {
+        undo_claim(engine, claim, &pool);
+        return Err(error);
     }
+    refill::spawn_detached(engine, &pool);
     Ok(())
+}
+
+/// Gives a claimed member back: to its slot when that is still free, else
+/// removed (and its slot refilled).
+fn undo_claim(engine: Engine, claim: &Claim, pool: &str) {
+    let id = &claim.member.id;
+    let back = claim.slot.map(|slot| member::slot_name(pool, slot));
+    let returned = back.is_some_and(|name| {
+        crate::snapshot::engine::run_ok(engine, &["rename", id, &name]).is_ok()
+    });
+    if returned {
+        super::remove_volumes_of(engine, pool, id);
+    } else {
+        super::remove_member(engine, &claim.member);
+        refill::spawn_detached(engine, pool);
+    }
 }
