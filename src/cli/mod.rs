@@ -72,7 +72,7 @@ On the host (Linux; --engine docker|podman, default the first on PATH):
   dind-init snapshot [--engine E] [--timeout S] [--resume|--rm] CONTAINER IMAGE
                                              quiesce, commit if safe, resume (or remove)
   dind-init pool [--engine E] fill IMAGE --size N [--name POOL] [--wait] [--timeout S] [-- RUN-ARGS...]
-  dind-init pool take POOL [--timeout S] [--json] | release NAME | ls POOL [--json] | drain POOL [--all]
+  dind-init pool take POOL [--timeout S] [--lease S] [--json] | release NAME | ls POOL [--json] | drain POOL [--all] | gc POOL
                                              containers kept ready, taken in ms
 
 `dind-init SUBCOMMAND --help` gives each one's options, defaults and exit codes.
@@ -146,7 +146,12 @@ const INIT_SYNTAX: [Syntax; 1] = [Syntax {
 
 /// Every command line of the binary, one table per parser: the help-drift
 /// test walks them all, and `--help` after a subcommand is answered from them.
-pub const SYNTAXES: [&[Syntax]; 3] = [&INIT_SYNTAX, &subcommand::SYNTAX, crate::snapshot::SYNTAX];
+pub const SYNTAXES: [&[Syntax]; 4] = [
+    &INIT_SYNTAX,
+    &subcommand::SYNTAX,
+    crate::snapshot::SYNTAX,
+    crate::pool::SYNTAX,
+];
 
 /// Parses `args` (without the program name), falling back to `env` for the
 /// init options not given as flags.
@@ -198,7 +203,11 @@ where
                 break;
             }
             "pool" => {
-                command = Some(Command::Pool(crate::pool::parse(&mut args)?));
+                let rest: Vec<OsString> = args.by_ref().collect();
+                if let Some(text) = asked_help(crate::pool::SYNTAX, text, &rest) {
+                    return Ok(Parsed::Help(text));
+                }
+                command = Some(Command::Pool(crate::pool::parse(&mut rest.into_iter())?));
                 break;
             }
             _ if text.starts_with('-') => {

@@ -33,7 +33,7 @@ use member::{Member, MemberState};
 
 use record::Record;
 use refill::{Probe, Template};
-pub use request::{Action, PoolRequest, SYNTAX, Syntax, parse};
+pub use request::{Action, PoolRequest, SYNTAX, parse};
 
 use crate::snapshot::Engine;
 

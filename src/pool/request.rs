@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::args::{UsageError, flag_value, parse_seconds, split_flag};
+use crate::args::{Syntax, UsageError, flag_value, parse_seconds, split_flag};
 use crate::snapshot::Engine;
 
 /// The most members one `fill` may ask for: each is a whole L2 environment
@@ -22,39 +22,12 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// slow test suite; a job that holds one longer says so with `--lease`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
 
-/// A verb of `dind-init pool` (or the bare word): the flags its parser
-/// accepts and its `--help`. The same shape as `crate::args::Syntax` of the
-/// CLI help contract, which replaces this copy once both are merged.
-pub struct Syntax {
-    pub words: &'static str,
-    pub flags: &'static [&'static str],
-    pub help: fn() -> String,
-}
-
-impl Syntax {
-    /// `flag` when these words take it, else the one-line refusal.
-    pub fn check<'a>(&self, flag: &'a str) -> Result<&'a str, UsageError> {
-        if self.flags.contains(&flag) {
-            Ok(flag)
-        } else {
-            Err(self.unknown(flag))
-        }
-    }
-
-    pub fn unknown(&self, given: &str) -> UsageError {
-        UsageError(format!(
-            "`dind-init {}` does not take `{}`; see `dind-init {} --help`",
-            self.words,
-            crate::text::escape_controls(given),
-            self.words
-        ))
-    }
-}
-
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 did not happen (nothing ready in time, a pool whose members fail to boot, stdout closed); 2 bad usage; 4 bad input (no such pool, not a dind-init image, not a member); 5 the engine is missing, down, or one of its commands failed.";
 
 fn help_of(usage: &str, what: &str, flags: &[(&str, &str)]) -> String {
-    let mut text = format!("Usage: dind-init pool [--engine docker|podman] {usage}\n\n{what}\n");
+    let mut text = format!(
+        "Usage: dind-init pool {usage}\n   or: dind-init pool --engine docker|podman {usage}\n\n{what}\n"
+    );
     if !flags.is_empty() {
         text.push_str("\nOptions:\n");
         for (flag, says) in flags {
