@@ -563,6 +563,14 @@ fn size() -> Result<u64, String> {
     ext4::parse_size(&std::env::var("DIND_STORAGE_SIZE").unwrap_or_else(|_| "16G".to_string()))
 }
 
+/// This container's identity (see [`ownership::identity`]).
+fn identity(mounts: &[Mount]) -> String {
+    ownership::identity(
+        mounts,
+        &fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
+    )
+}
+
 /// The loop mode's start.
 fn start_loop(paths: &Paths, facts: &Facts, record: Option<&Record>) -> Result<PathBuf, String> {
     require_volume(paths, facts)?;
@@ -571,10 +579,7 @@ fn start_loop(paths: &Paths, facts: &Facts, record: Option<&Record>) -> Result<P
     let _lock = lock_volume(paths)?;
     recover_journal(paths)?;
     let live_file = paths.live_file();
-    let ours = ownership::identity(
-        &facts.mounts,
-        &fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
-    );
+    let ours = identity(&facts.mounts);
     let owner = files::read_optional(&paths.owner())?;
     match ownership::decide(live_file.exists(), owner.as_deref(), &ours) {
         Ownership::Foreign(line) => return Err(line),
@@ -721,6 +726,13 @@ fn stop_loop(paths: &Paths, facts: &Facts, record: &mut Record) -> Result<(), St
         if !live_file.exists() {
             say("no live file: nothing to save");
             return Ok(());
+        }
+        // A stop after a refused start must not save another container's file.
+        let owner = files::read_optional(&paths.owner())?;
+        if let Ownership::Foreign(line) =
+            ownership::decide(true, owner.as_deref(), &identity(&facts.mounts))
+        {
+            return Err(format!("{line}; nothing of it is saved here"));
         }
     }
     if mounted {
