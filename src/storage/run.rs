@@ -6,7 +6,6 @@ use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use super::journal::{self, Recovery, Step};
 use super::mountinfo::{self, Mount};
 use super::ownership::{self, Ownership};
 use super::placement::{self, LOOP_MAJOR, Placement};
@@ -38,22 +37,22 @@ impl Default for Paths {
 }
 
 impl Paths {
-    fn record(&self) -> PathBuf {
+    pub(super) fn record(&self) -> PathBuf {
         self.state.join("record")
     }
-    fn journal(&self) -> PathBuf {
+    pub(super) fn journal(&self) -> PathBuf {
         self.state.join("journal")
     }
-    fn saved(&self) -> PathBuf {
+    pub(super) fn saved(&self) -> PathBuf {
         self.state.join("docker.img")
     }
-    fn saved_new(&self) -> PathBuf {
+    pub(super) fn saved_new(&self) -> PathBuf {
         self.state.join("docker.img.new")
     }
-    fn live_file(&self) -> PathBuf {
+    pub(super) fn live_file(&self) -> PathBuf {
         self.live.join("docker.img")
     }
-    fn owner(&self) -> PathBuf {
+    pub(super) fn owner(&self) -> PathBuf {
         self.live.join("owner")
     }
 }
@@ -508,26 +507,6 @@ fn lock_volume(paths: &Paths) -> Result<nix::fcntl::Flock<fs::File>, String> {
         .map_err(|(_, errno)| format!("locking {} failed: {errno}", path.display()))
 }
 
-/// Finishes or undoes what an interrupted save left; says which state it found.
-fn recover_journal(paths: &Paths) -> Result<(), String> {
-    let step = files::read_optional(&paths.journal())?
-        .map(|text| Step::parse(&text))
-        .transpose()?;
-    let recovery = journal::recover(step, paths.saved_new().exists());
-    match recovery {
-        Recovery::Clean => {}
-        Recovery::DiscardNew => files::remove_durably(&paths.saved_new())?,
-        Recovery::FinishRename => files::rename_durably(&paths.saved_new(), &paths.saved())?,
-        Recovery::DropJournal => files::sync_dir(&paths.state)?,
-    }
-    if let Some(line) = journal::recovery_line(recovery, paths.saved().exists()) {
-        say(&line);
-    }
-    files::remove_durably(&paths.journal())?;
-    fault::point("start.journal-recovered");
-    Ok(())
-}
-
 fn mount_live(file: &Path, paths: &Paths) -> Result<(), String> {
     make_dir(&paths.docker)?;
     // -o loop sets autoclear: the loop device goes with the mount, even if
@@ -577,7 +556,7 @@ fn start_loop(paths: &Paths, facts: &Facts, record: Option<&Record>) -> Result<P
     let facts = Facts::gather()?;
     loop_nodes()?;
     let _lock = lock_volume(paths)?;
-    recover_journal(paths)?;
+    super::save::recover_journal(paths)?;
     let live_file = paths.live_file();
     let ours = identity(&facts.mounts);
     let owner = files::read_optional(&paths.owner())?;
@@ -754,54 +733,29 @@ fn stop_loop(paths: &Paths, facts: &Facts, record: &mut Record) -> Result<(), St
         fault::point("stop.frozen");
     }
     let saved = paths.saved();
-    let new = paths.saved_new();
     say(&format!(
         "saving {} to {}",
         live_file.display(),
         saved.display()
     ));
-    files::write_atomic(&paths.journal(), Step::Copying.word())?;
-    fault::point("stop.journal-copying");
-    let copied = ext4::copy(
-        &format!(
-            "copying {} to {} failed (disk full?); the saved copy is the previous one, the live file stays for the next start",
-            live_file.display(),
-            new.display()
-        ),
-        &live_file,
-        &new,
-    )
-    .and_then(|()| {
-        fault::point("stop.copied");
-        ext4::check(&new)?;
-        ext4::shrink(&new)?;
-        files::sync_file(&new)
-    });
-    if let Err(error) = copied {
-        // Only the partial new copy goes; the previous one is untouched.
-        files::remove_durably(&new)?;
-        files::remove_durably(&paths.journal())?;
-        return Err(error);
-    }
-    fault::point("stop.fsynced");
-    files::write_atomic(&paths.journal(), Step::Copied.word())?;
-    fault::point("stop.journal-copied");
-    fs::rename(&new, &saved).map_err(|error| {
-        format!(
-            "renaming {} to {} failed: {error}",
-            new.display(),
-            saved.display()
-        )
-    })?;
-    fault::point("stop.renamed");
-    files::sync_dir(&paths.state)?;
-    fault::point("stop.dir-fsynced");
-    if !record.saved {
-        record.saved = true;
-        files::write_atomic(&paths.record(), &record.render())?;
-    }
-    files::remove_durably(&paths.journal())?;
-    fault::point("stop.journal-removed");
+    let make_copy = |from: &Path, to: &Path| {
+        ext4::copy(
+            &format!(
+                "copying {} to {} failed (disk full?); the saved copy is the previous one, the live file stays for the next start",
+                from.display(),
+                to.display()
+            ),
+            from,
+            to,
+        )?;
+        ext4::check(to)?;
+        ext4::shrink(to)
+    };
+    let crash = |point: &str| {
+        fault::point(point);
+        false
+    };
+    super::save::save_under_journal(paths, record, &make_copy, &crash)?;
     if mounted {
         // Lazily when a process (a `docker exec` shell) still sits in it: the
         // saved copy is complete either way.
