@@ -350,6 +350,12 @@ pub fn start(paths: &Paths) -> Result<(), String> {
     if read_record(paths)?.as_ref() != Some(&record) {
         files::write_atomic(&paths.record(), &record.render())?;
     }
+    // The mode alone, as older scripts wrote it: tools and tests read it.
+    let mode_file = paths.state.join("mode");
+    let mode_line = format!("{}\n", mode.name());
+    if files::read_optional(&mode_file)?.as_deref() != Some(mode_line.as_str()) {
+        files::write_atomic(&mode_file, &mode_line)?;
+    }
     files::write_atomic(
         &paths.env_file,
         &format!(
