@@ -392,9 +392,11 @@ fn start_plain(
     let (data_root, where_) = match record {
         Some(record) => {
             record::check_restore(record, contents(&record.data_root), &record.data_root)?;
+            let placement = facts.placement(&paths.docker, &paths.live_file());
+            let why = placement::data_root_reason(&record.data_root, &paths.docker, &placement);
             (
                 record.data_root.clone(),
-                "the data root recorded at setup".to_string(),
+                format!("{why} (recorded at setup)"),
             )
         }
         None => first_data_root(paths, facts)?,
@@ -419,19 +421,15 @@ fn start_plain(
 
 /// The first boot's data root, and why there.
 fn first_data_root(paths: &Paths, facts: &Facts) -> Result<(PathBuf, String), String> {
-    let Placement::Uncommitted { mount_point } = facts.placement(&paths.docker, &paths.live_file())
-    else {
-        return Ok((
-            paths.docker.clone(),
-            "in the container's own file system, so in every commit".to_string(),
-        ));
+    let placement = facts.placement(&paths.docker, &paths.live_file());
+    let data_root = match placement {
+        Placement::Uncommitted { .. } => paths.state.join("docker"),
+        _ => paths.docker.clone(),
     };
-    let data_root = paths.state.join("docker");
-    let mut where_ = format!(
-        "not {}: it is on the volume or bind mount {}, which docker commit skips",
-        paths.docker.display(),
-        mount_point.display()
-    );
+    let mut where_ = placement::data_root_reason(&data_root, &paths.docker, &placement);
+    if data_root == paths.docker {
+        return Ok((data_root, where_));
+    }
     // An image committed before the volume was declared: the engine copied
     // its data into the new volume; copy it where a commit stores it. A
     // copy cut short is removed and made again, never nested.
