@@ -152,8 +152,11 @@ fn commit_blocker(facts: &Facts, paths: &Paths, data_root: Option<&Path>) -> Opt
             mount_point.display()
         ));
     }
+    // The engine's own views of its layers (left by a dockerd that did not
+    // stop cleanly) hold nothing the data root does not.
     let below: Vec<String> = mountinfo::mounts_below(&facts.mounts, data_root)
         .iter()
+        .filter(|m| m.fs_type != "overlay" && m.fs_type != "fuse.fuse-overlayfs")
         .map(|m| m.mount_point.display().to_string())
         .collect();
     (!below.is_empty()).then(|| {
