@@ -24,6 +24,7 @@
 //! - [`status`]: the status snapshot published by the supervisor and its human rendering.
 //! - [`control`]: the unix-socket protocol, its server (inside PID 1) and its client call.
 //! - [`client`]: the `status`, `quiesce`, `resume` and `logs` subcommands: output and exit codes.
+//! - [`storage`]: `dind-init storage start|stop|status`: the DinD inner engine's data, crash-consistent and owned.
 //! - [`snapshot`]: `dind-init snapshot` on the host: quiesce through the engine, commit with labels.
 //! - [`pool`]: `dind-init pool` on the host: ready containers of a prepared image, taken by rename.
 //! - [`init`]: the init role wired together (runtime, socket, signals, supervisor).
@@ -66,6 +67,7 @@ pub mod signals;
 pub mod snapshot;
 pub mod state;
 pub mod status;
+pub mod storage;
 pub mod supervisor;
 pub mod sys;
 pub mod tail;

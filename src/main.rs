@@ -10,6 +10,10 @@ use dind_init::cli::{self, Parsed};
 use dind_init::{client, init, sys};
 
 fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = dind_init::storage::dispatch(&args) {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     // What the container gave us, for the main command, before we change it.
     sys::save_inherited();
     // Before anything else, so a signal that arrives during start-up waits
