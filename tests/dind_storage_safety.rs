@@ -114,9 +114,10 @@ fn assert_inner_state(l2: &Container, expected_records: &str) {
 /// mount), the docker:dind-like L2's `/var/lib/docker` volume is on
 /// `/dev/loopN`. The old step took that mount for its own live file: in
 /// the plain-file modes the data went into the volume, the quiesce was
-/// commit-safe and the committed image had no engine. Now, in each of
-/// them, a commit-safe quiesce must mean the restored image has the inner
-/// image, volume and container; a refusal must say why.
+/// commit-safe and the committed image had no engine; loop died with "not
+/// a volume". Now, in each mode, the L2 runs, and a commit-safe quiesce
+/// must mean the restored image has the inner image, volume and
+/// container; a quiesce that is not commit-safe must say why.
 #[test]
 #[ignore = "needs a Docker engine, root, a loop device, debootstrap and Debian's archive; run by `make test`"]
 fn an_l2_like_docker_dind_on_a_loop_backed_l1_commits_its_inner_engine() {
@@ -128,7 +129,7 @@ fn an_l2_like_docker_dind_on_a_loop_backed_l1_commits_its_inner_engine() {
     engine.load(&base_image());
     let flags = run_flags_on(engine.cli);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let modes = ["auto", "vfs", "fuse-overlayfs"];
+    let modes = ["auto", "vfs", "fuse-overlayfs", "loop"];
     // Side by side: each L2 waits on its own engine most of the time.
     let l2s: Vec<Container> = modes
         .iter()
