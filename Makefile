@@ -54,7 +54,7 @@ bench: build
 peer-suites: build
 	scripts/peer-suites --list
 
-# The control request parser and the state file loader under cargo fuzz.
+# The control request parser, the state file loader and the storage parsers under cargo fuzz.
 fuzz:
 	scripts/fuzz.sh 300
 

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in control_request state_file; do
+for target in control_request state_file storage_parsers; do
     mkdir -p "$scratch/$target"
     echo "fuzz: $target for ${seconds}s"
     status=0

@@ -1147,3 +1147,37 @@ fn a_commit_without_quiesce_of_a_plain_file_l2_restores_with_its_engine() {
         assert_eq!(records(&l2), "1", "round {round}:\n{}", l2.logs());
     }
 }
+
+/// `dind-init storage` as the storage step runs it: a wrong word is one
+/// line and exit 2; the fault points the crash tests use are listed, one a
+/// line, starts first (no engine needed).
+#[test]
+fn the_storage_command_parses_and_lists_its_fault_points() {
+    let binary = env!("CARGO_BIN_EXE_dind-init");
+    let wrong = Command::new(binary)
+        .args(["storage", "begin"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.starts_with(
+            "dind-init storage: `dind-init storage begin` is not a storage command: use start, stop or status\n"
+        ),
+        "{stderr}"
+    );
+
+    let points = Command::new(binary)
+        .args(["storage", "fault-points"])
+        .output()
+        .unwrap();
+    assert!(points.status.success());
+    let points = String::from_utf8_lossy(&points.stdout);
+    let list: Vec<&str> = points.lines().collect();
+    assert_eq!(list.first(), Some(&"start.journal-recovered"));
+    assert!(list.contains(&"stop.journal-copied"), "{points}");
+    assert!(
+        list.iter()
+            .all(|p| p.starts_with("start.") || p.starts_with("stop."))
+    );
+}

@@ -3,7 +3,7 @@
 # diff` lists as added or changed in CONTAINER: what a `docker commit` of it
 # stores of DIR. DIR defaults to where the container's storage mode keeps
 # the inner engine's data (the data root for fuse-overlayfs and vfs,
-# /var/lib/dind-storage for overlay-sync and loop).
+# /var/lib/dind-storage for loop).
 #
 # usage: docker/dind/changed-bytes.sh CONTAINER [DIR]
 set -eu

@@ -35,7 +35,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STAGE = os.path.join(HERE, "stages", "30-postgres")
-MODES = ["fuse-overlayfs", "overlay-sync", "vfs", "loop"]
+MODES = ["fuse-overlayfs", "vfs", "loop"]
 MB = 1_000_000
 # The bound of a layer per cycle: twice the WAL written, plus three 16 MB
 # files stored whole (a changed file goes into a layer whole: the WAL segment

@@ -10,7 +10,8 @@
 //! state a start finds after a save was interrupted), [`ownership`] (whose
 //! live file this is). The effects are at the edges: [`files`] (durable
 //! writes), [`tool`] (every external tool, its status checked), [`ext4`],
-//! [`fault`] (the tests' crash points) and [`run`] (start and stop).
+//! [`fault`] (the tests' crash points), [`save`] (the save under the
+//! journal and its recovery) and [`run`] (start and stop).
 
 pub mod ext4;
 pub mod fault;
@@ -21,6 +22,7 @@ pub mod ownership;
 pub mod placement;
 pub mod record;
 pub mod run;
+pub mod save;
 pub mod tool;
 
 use std::ffi::OsString;

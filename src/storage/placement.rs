@@ -78,6 +78,31 @@ pub fn our_loop_mounted(mounts: &[Mount], mount_point: &Path, facts: &Facts) -> 
         .is_some_and(|m| is_our_loop(m, facts))
 }
 
+/// Why the plain-file modes' data root is where it is, for the start's log
+/// line: `default_root` (/var/lib/docker) is where `default_placement` says.
+pub fn data_root_reason(
+    data_root: &Path,
+    default_root: &Path,
+    default_placement: &Placement,
+) -> String {
+    match (data_root == default_root, default_placement) {
+        (true, Placement::Uncommitted { mount_point }) => format!(
+            "on the volume or bind mount {}, which docker commit skips",
+            mount_point.display()
+        ),
+        (true, _) => "in the container's own file system, so in every commit".to_string(),
+        (false, Placement::Uncommitted { mount_point }) => format!(
+            "not {}: it is on the volume or bind mount {}, which docker commit skips",
+            default_root.display(),
+            mount_point.display()
+        ),
+        (false, _) => format!(
+            "not {}: that was on a volume or bind mount at setup (here it is not)",
+            default_root.display()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +232,21 @@ mod tests {
                 "{path} in\n{lines}"
             );
         }
+    }
+
+    #[test]
+    fn the_data_root_reason_names_the_mount() {
+        let docker = Path::new("/var/lib/docker");
+        let state = Path::new("/var/lib/dind-storage/docker");
+        let volume = uncommitted("/var/lib/docker");
+        assert_eq!(
+            data_root_reason(state, docker, &volume),
+            "not /var/lib/docker: it is on the volume or bind mount /var/lib/docker, which docker commit skips"
+        );
+        assert!(data_root_reason(state, docker, &Placement::Committed).contains("at setup"));
+        assert!(
+            data_root_reason(docker, docker, &Placement::Committed).contains("in every commit")
+        );
+        assert!(data_root_reason(docker, docker, &volume).contains("which docker commit skips"));
     }
 }

@@ -6,7 +6,6 @@ use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use super::journal::{self, Recovery, Step};
 use super::mountinfo::{self, Mount};
 use super::ownership::{self, Ownership};
 use super::placement::{self, LOOP_MAJOR, Placement};
@@ -38,22 +37,22 @@ impl Default for Paths {
 }
 
 impl Paths {
-    fn record(&self) -> PathBuf {
+    pub(super) fn record(&self) -> PathBuf {
         self.state.join("record")
     }
-    fn journal(&self) -> PathBuf {
+    pub(super) fn journal(&self) -> PathBuf {
         self.state.join("journal")
     }
-    fn saved(&self) -> PathBuf {
+    pub(super) fn saved(&self) -> PathBuf {
         self.state.join("docker.img")
     }
-    fn saved_new(&self) -> PathBuf {
+    pub(super) fn saved_new(&self) -> PathBuf {
         self.state.join("docker.img.new")
     }
-    fn live_file(&self) -> PathBuf {
+    pub(super) fn live_file(&self) -> PathBuf {
         self.live.join("docker.img")
     }
-    fn owner(&self) -> PathBuf {
+    pub(super) fn owner(&self) -> PathBuf {
         self.live.join("owner")
     }
 }
@@ -153,8 +152,11 @@ fn commit_blocker(facts: &Facts, paths: &Paths, data_root: Option<&Path>) -> Opt
             mount_point.display()
         ));
     }
+    // The engine's own views of its layers (left by a dockerd that did not
+    // stop cleanly) hold nothing the data root does not.
     let below: Vec<String> = mountinfo::mounts_below(&facts.mounts, data_root)
         .iter()
+        .filter(|m| m.fs_type != "overlay" && m.fs_type != "fuse.fuse-overlayfs")
         .map(|m| m.mount_point.display().to_string())
         .collect();
     (!below.is_empty()).then(|| {
@@ -351,6 +353,12 @@ pub fn start(paths: &Paths) -> Result<(), String> {
     if read_record(paths)?.as_ref() != Some(&record) {
         files::write_atomic(&paths.record(), &record.render())?;
     }
+    // The mode alone, as older scripts wrote it: tools and tests read it.
+    let mode_file = paths.state.join("mode");
+    let mode_line = format!("{}\n", mode.name());
+    if files::read_optional(&mode_file)?.as_deref() != Some(mode_line.as_str()) {
+        files::write_atomic(&mode_file, &mode_line)?;
+    }
     files::write_atomic(
         &paths.env_file,
         &format!(
@@ -387,9 +395,11 @@ fn start_plain(
     let (data_root, where_) = match record {
         Some(record) => {
             record::check_restore(record, contents(&record.data_root), &record.data_root)?;
+            let placement = facts.placement(&paths.docker, &paths.live_file());
+            let why = placement::data_root_reason(&record.data_root, &paths.docker, &placement);
             (
                 record.data_root.clone(),
-                "the data root recorded at setup".to_string(),
+                format!("{why} (recorded at setup)"),
             )
         }
         None => first_data_root(paths, facts)?,
@@ -414,19 +424,15 @@ fn start_plain(
 
 /// The first boot's data root, and why there.
 fn first_data_root(paths: &Paths, facts: &Facts) -> Result<(PathBuf, String), String> {
-    let Placement::Uncommitted { mount_point } = facts.placement(&paths.docker, &paths.live_file())
-    else {
-        return Ok((
-            paths.docker.clone(),
-            "in the container's own file system, so in every commit".to_string(),
-        ));
+    let placement = facts.placement(&paths.docker, &paths.live_file());
+    let data_root = match placement {
+        Placement::Uncommitted { .. } => paths.state.join("docker"),
+        _ => paths.docker.clone(),
     };
-    let data_root = paths.state.join("docker");
-    let mut where_ = format!(
-        "not {}: it is on the volume or bind mount {}, which docker commit skips",
-        paths.docker.display(),
-        mount_point.display()
-    );
+    let mut where_ = placement::data_root_reason(&data_root, &paths.docker, &placement);
+    if data_root == paths.docker {
+        return Ok((data_root, where_));
+    }
     // An image committed before the volume was declared: the engine copied
     // its data into the new volume; copy it where a commit stores it. A
     // copy cut short is removed and made again, never nested.
@@ -508,26 +514,6 @@ fn lock_volume(paths: &Paths) -> Result<nix::fcntl::Flock<fs::File>, String> {
         .map_err(|(_, errno)| format!("locking {} failed: {errno}", path.display()))
 }
 
-/// Finishes or undoes what an interrupted save left; says which state it found.
-fn recover_journal(paths: &Paths) -> Result<(), String> {
-    let step = files::read_optional(&paths.journal())?
-        .map(|text| Step::parse(&text))
-        .transpose()?;
-    let recovery = journal::recover(step, paths.saved_new().exists());
-    match recovery {
-        Recovery::Clean => {}
-        Recovery::DiscardNew => files::remove_durably(&paths.saved_new())?,
-        Recovery::FinishRename => files::rename_durably(&paths.saved_new(), &paths.saved())?,
-        Recovery::DropJournal => files::sync_dir(&paths.state)?,
-    }
-    if let Some(line) = journal::recovery_line(recovery, paths.saved().exists()) {
-        say(&line);
-    }
-    files::remove_durably(&paths.journal())?;
-    fault::point("start.journal-recovered");
-    Ok(())
-}
-
 fn mount_live(file: &Path, paths: &Paths) -> Result<(), String> {
     make_dir(&paths.docker)?;
     // -o loop sets autoclear: the loop device goes with the mount, even if
@@ -563,18 +549,23 @@ fn size() -> Result<u64, String> {
     ext4::parse_size(&std::env::var("DIND_STORAGE_SIZE").unwrap_or_else(|_| "16G".to_string()))
 }
 
+/// This container's identity (see [`ownership::identity`]).
+fn identity(mounts: &[Mount]) -> String {
+    ownership::identity(
+        mounts,
+        &fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
+    )
+}
+
 /// The loop mode's start.
 fn start_loop(paths: &Paths, facts: &Facts, record: Option<&Record>) -> Result<PathBuf, String> {
     require_volume(paths, facts)?;
     let facts = Facts::gather()?;
     loop_nodes()?;
     let _lock = lock_volume(paths)?;
-    recover_journal(paths)?;
+    super::save::recover_journal(paths)?;
     let live_file = paths.live_file();
-    let ours = ownership::identity(
-        &facts.mounts,
-        &fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default(),
-    );
+    let ours = identity(&facts.mounts);
     let owner = files::read_optional(&paths.owner())?;
     match ownership::decide(live_file.exists(), owner.as_deref(), &ours) {
         Ownership::Foreign(line) => return Err(line),
@@ -722,6 +713,13 @@ fn stop_loop(paths: &Paths, facts: &Facts, record: &mut Record) -> Result<(), St
             say("no live file: nothing to save");
             return Ok(());
         }
+        // A stop after a refused start must not save another container's file.
+        let owner = files::read_optional(&paths.owner())?;
+        if let Ownership::Foreign(line) =
+            ownership::decide(true, owner.as_deref(), &identity(&facts.mounts))
+        {
+            return Err(format!("{line}; nothing of it is saved here"));
+        }
     }
     if mounted {
         // Read-only first: that fails while anything still writes, and what
@@ -742,54 +740,29 @@ fn stop_loop(paths: &Paths, facts: &Facts, record: &mut Record) -> Result<(), St
         fault::point("stop.frozen");
     }
     let saved = paths.saved();
-    let new = paths.saved_new();
     say(&format!(
         "saving {} to {}",
         live_file.display(),
         saved.display()
     ));
-    files::write_atomic(&paths.journal(), Step::Copying.word())?;
-    fault::point("stop.journal-copying");
-    let copied = ext4::copy(
-        &format!(
-            "copying {} to {} failed (disk full?); the saved copy is the previous one, the live file stays for the next start",
-            live_file.display(),
-            new.display()
-        ),
-        &live_file,
-        &new,
-    )
-    .and_then(|()| {
-        fault::point("stop.copied");
-        ext4::check(&new)?;
-        ext4::shrink(&new)?;
-        files::sync_file(&new)
-    });
-    if let Err(error) = copied {
-        // Only the partial new copy goes; the previous one is untouched.
-        files::remove_durably(&new)?;
-        files::remove_durably(&paths.journal())?;
-        return Err(error);
-    }
-    fault::point("stop.fsynced");
-    files::write_atomic(&paths.journal(), Step::Copied.word())?;
-    fault::point("stop.journal-copied");
-    fs::rename(&new, &saved).map_err(|error| {
-        format!(
-            "renaming {} to {} failed: {error}",
-            new.display(),
-            saved.display()
-        )
-    })?;
-    fault::point("stop.renamed");
-    files::sync_dir(&paths.state)?;
-    fault::point("stop.dir-fsynced");
-    if !record.saved {
-        record.saved = true;
-        files::write_atomic(&paths.record(), &record.render())?;
-    }
-    files::remove_durably(&paths.journal())?;
-    fault::point("stop.journal-removed");
+    let make_copy = |from: &Path, to: &Path| {
+        ext4::copy(
+            &format!(
+                "copying {} to {} failed (disk full?); the saved copy is the previous one, the live file stays for the next start",
+                from.display(),
+                to.display()
+            ),
+            from,
+            to,
+        )?;
+        ext4::check(to)?;
+        ext4::shrink(to)
+    };
+    let crash = |point: &str| {
+        fault::point(point);
+        false
+    };
+    super::save::save_under_journal(paths, record, &make_copy, &crash)?;
     if mounted {
         // Lazily when a process (a `docker exec` shell) still sits in it: the
         // saved copy is complete either way.
