@@ -58,7 +58,7 @@ fn docker_dind_l2() -> &'static str {
 
 /// Stage 10's image (engine, storage, bundle loader) FROM the docker:dind-like
 /// L2, not committed: each test's first boot is its setup run. Built once.
-fn engine_image() -> &'static str {
+pub(crate) fn engine_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let l2 = docker_dind_l2();
@@ -77,12 +77,12 @@ fn engine_image() -> &'static str {
 }
 
 /// The container log must have `line` (a part of a line).
-fn assert_logged(l2: &Container, line: &str) {
+pub(crate) fn assert_logged(l2: &Container, line: &str) {
     let logs = l2.logs();
     assert!(logs.contains(line), "no {line:?} in:\n{logs}");
 }
 
-fn inner(l2: &Container, command: &str) -> String {
+pub(crate) fn inner(l2: &Container, command: &str) -> String {
     l2.exec_ok(&["sh", "-c", command])
 }
 
@@ -97,7 +97,7 @@ pub(crate) fn engine_l2(mode: &str, flags: &[String]) -> Container {
 }
 
 /// Stage 10's bundle directory (the busybox L3 image), as its Makefile built it.
-fn stage_bundle() -> std::path::PathBuf {
+pub(crate) fn stage_bundle() -> std::path::PathBuf {
     repo_root().join("docker/dind/stages/10-engine/bundle")
 }
 
@@ -118,7 +118,7 @@ fn run_with_bundle(
 
 /// Appends `record` to the list on the inner named volume `records`, with
 /// `filler_mb` MB of random data beside it (so that saving takes a while).
-fn add_record(l2: &Container, record: &str, filler_mb: u32) {
+pub(crate) fn add_record(l2: &Container, record: &str, filler_mb: u32) {
     inner(
         l2,
         &format!(
@@ -128,7 +128,7 @@ fn add_record(l2: &Container, record: &str, filler_mb: u32) {
     );
 }
 
-fn records(l2: &Container) -> String {
+pub(crate) fn records(l2: &Container) -> String {
     inner(
         l2,
         "docker run --rm -v records:/r dind-init-l3/busybox:latest cat /r/list | paste -sd' ' -",
@@ -136,13 +136,13 @@ fn records(l2: &Container) -> String {
 }
 
 /// `dind-init quiesce`: whether it reported commit-safe.
-fn quiesce(l2: &Container) -> bool {
+pub(crate) fn quiesce(l2: &Container) -> bool {
     l2.exec(&["dind-init", "quiesce", "--timeout", "120"])
         .status
         .success()
 }
 
-fn resume(l2: &Container) {
+pub(crate) fn resume(l2: &Container) {
     let output = l2.exec(&["dind-init", "resume", "--timeout", "120"]);
     assert!(
         output.status.success(),

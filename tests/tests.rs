@@ -20,6 +20,8 @@ mod dind;
 mod dind_l3_stop;
 /// The inner engine's storage: an L2 like docker:dind, failed and killed stops, every mode.
 mod dind_storage;
+/// Issue 25's storage paths: a loop-backed L1, two L2s on one volume, a missing data root, content-correct saves.
+mod dind_storage_safety;
 /// Which files of init.d run, in which order, and what a script is given.
 mod discovery;
 /// The real Docker engine: images, commit and restore, staged Makefiles.
