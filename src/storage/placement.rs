@@ -65,6 +65,13 @@ pub fn classify(facts: &Facts) -> Placement {
     }
 }
 
+/// Whether `mount` is a loop device mounted whole (its root `/`): what a
+/// storage step mounts. A volume or bind mount that only lives on an L1's
+/// loop-backed file system is a directory of it (finding 1 of issue 25).
+pub fn is_whole_loop_mount(mount: &Mount) -> bool {
+    mount.major == LOOP_MAJOR && mount.root == Path::new("/")
+}
+
 fn is_our_loop(mount: &Mount, facts: &Facts) -> bool {
     mount.major == LOOP_MAJOR
         && (facts.backing_file)(mount.minor).is_some_and(|file| file == facts.live_file)
@@ -248,5 +255,16 @@ mod tests {
             data_root_reason(docker, docker, &Placement::Committed).contains("in every commit")
         );
         assert!(data_root_reason(docker, docker, &volume).contains("which docker commit skips"));
+    }
+
+    #[test]
+    fn a_volume_on_a_loop_backed_l1_is_not_a_loop_mount() {
+        let table = mounts(
+            "3 1 7:0 /docker/volumes/v/_data /var/lib/docker rw - ext4 /dev/loop0 rw\n\
+             5 1 7:3 / /mnt/img rw - ext4 /dev/loop3 rw\n\
+             6 1 8:1 / /srv rw - ext4 /dev/sda1 rw\n",
+        );
+        let whole: Vec<bool> = table.iter().map(is_whole_loop_mount).collect();
+        assert_eq!(whole, [false, true, false]);
     }
 }

@@ -601,7 +601,7 @@ fn start_loop(paths: &Paths, facts: &Facts, record: Option<&Record>) -> Result<P
     }
     if let Some(mount) = facts
         .mount_at(&paths.docker)
-        .filter(|m| m.major == LOOP_MAJOR)
+        .filter(|m| placement::is_whole_loop_mount(m))
     {
         return Err(format!(
             "{} is already a loop mount ({}) that is not this container's live file: unmount it, or run the L2 without a loop-backed mount there",
@@ -701,7 +701,7 @@ fn stop_loop(paths: &Paths, facts: &Facts, record: &mut Record) -> Result<(), St
     if !mounted {
         if let Some(mount) = facts
             .mount_at(&paths.docker)
-            .filter(|m| m.major == LOOP_MAJOR)
+            .filter(|m| placement::is_whole_loop_mount(m))
         {
             return Err(format!(
                 "{} is a loop mount ({}) that is not this container's live file: nothing of it is saved",
