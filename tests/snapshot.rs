@@ -157,7 +157,7 @@ pub(crate) fn snapshot_exit_codes_and_rm(
     assert_eq!(output.status.code(), Some(4), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains(&format!(
-            "dind-init snapshot: no container `{missing}` in {engine_name}"
+            "dind-init: error: snapshot: no container `{missing}` in {engine_name}"
         )),
         "{}",
         text(&output)

@@ -75,6 +75,9 @@ On the host (Linux; --engine docker|podman, default the first on PATH):
   dind-init pool take POOL [--timeout S] [--lease S] [--json] | release NAME | ls POOL [--json] | drain POOL [--all] | gc POOL
                                              containers kept ready, taken in ms
 
+In a docker-in-docker L2 (run by the init.d step 30-docker-storage.sh):
+  dind-init storage start|stop|status        the inner engine's data: restore, save, show
+
 `dind-init SUBCOMMAND --help` gives each one's options, defaults and exit codes.
 
 Options of the init (each also an environment variable; the flag wins):

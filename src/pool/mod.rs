@@ -134,7 +134,9 @@ pub fn run(request: &PoolRequest) -> i32 {
     match result {
         Ok(()) => EXIT_OK,
         Err(error) => {
-            say(&format!("{error}"));
+            // The failure line every client subcommand ends with (docs/reference.md).
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "dind-init: error: pool: {error}");
             error.exit_code()
         }
     }

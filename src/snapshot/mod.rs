@@ -106,7 +106,8 @@ pub fn run(request: &SnapshotRequest) -> i32 {
             EXIT_COMMITTED
         }
         Err(error) => {
-            say(&format!("{error}"));
+            // The failure line every client subcommand ends with (docs/reference.md).
+            eprintln!("dind-init: error: snapshot: {error}");
             error.exit_code()
         }
     }
