@@ -24,6 +24,8 @@ mod docker;
 mod examples;
 /// Failing and hanging scripts, the start-failure policies.
 mod failures;
+/// GitLab's `services:` route: the prepared image as the job's `docker` service, over TLS.
+mod gitlab_services;
 /// Issue 18: raw wait statuses, the C library's signals, joined quiesces, shutdown exit and time.
 mod hardening;
 /// A FUSE mount whose reads never come back (for hung_mount).
