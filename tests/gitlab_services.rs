@@ -124,24 +124,32 @@ fn start_service(
 /// `docker` client on the same network, with the job's variables and the
 /// shared certificates (read-only: the job only reads them). Returns stdout.
 fn run_job(job: &Job, network: &Network, certs: &Volume, service: &Container) -> String {
-    let mut args = vec![
-        "run".to_string(),
-        "--rm".to_string(),
-        "--network".to_string(),
-        network.0.clone(),
-        "-v".to_string(),
-        format!("{}:/certs/client:ro", certs.0),
-    ];
-    args.extend(env_flags(job, &[]));
+    let env = env_flags(job, &[]);
+    let env: Vec<&str> = env.iter().map(String::as_str).collect();
+    run_in_job_container(network, certs, &env, &job.script.join("\n"), service)
+}
+
+/// `script` (`set -e` first) in a job container on `network` with `env`
+/// flags and `certs` at /certs/client; its stdout.
+fn run_in_job_container(
+    network: &Network,
+    certs: &Volume,
+    env: &[&str],
+    script: &str,
+    service: &Container,
+) -> String {
+    let volume = format!("{}:/certs/client:ro", certs.0);
+    let script = format!("set -e\n{script}");
+    let mut args = vec!["run", "--rm", "--network", &network.0, "-v", &volume];
+    args.extend_from_slice(env);
     args.extend([
-        "--entrypoint".to_string(),
-        "sh".to_string(),
-        "dind-init/dind-l2:storage".to_string(),
-        "-c".to_string(),
-        format!("set -e\n{}", job.script.join("\n")),
+        "--entrypoint",
+        "sh",
+        "dind-init/dind-l2:storage",
+        "-c",
+        &script,
     ]);
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = docker(&arg_refs);
+    let output = docker(&args);
     assert!(
         output.status.success(),
         "the job failed: {}{}\nservice log:\n{}",
@@ -166,26 +174,34 @@ fn shared_ca(certs: &Volume) -> String {
     ])
 }
 
+/// The DinD stage 20 (`docker/dind/stages/20-stack`) built under a new
+/// repository `NAME-…`, the prepared image of these tests; the repository
+/// and a guard that removes its images and `more` tags of it.
+pub(crate) fn prepared_stage_20(name: &str, more: &[&str]) -> (String, Images) {
+    let repo = unique(name);
+    let tags = [
+        "10-engine:tmp",
+        "10-engine:latest",
+        "20-stack:tmp",
+        "20-stack:latest",
+    ];
+    let images = Images(
+        tags.iter()
+            .chain(more)
+            .map(|image| format!("{repo}/{image}"))
+            .collect(),
+    );
+    make_stage_image(&repo_root().join("docker/dind/stages/20-stack"), &repo, &[]);
+    (repo, images)
+}
+
 #[test]
 #[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
 fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
     require_engine();
     let job = read_job();
-    let repo = unique("dind-init-e2e-gitlab");
+    let (repo, _images) = prepared_stage_20("dind-init-e2e-gitlab", &["service-committed:latest"]);
     let committed = format!("{repo}/service-committed:latest");
-    let _images = Images(
-        [
-            "10-engine:tmp",
-            "10-engine:latest",
-            "20-stack:tmp",
-            "20-stack:latest",
-            "service-committed:latest",
-        ]
-        .iter()
-        .map(|image| format!("{repo}/{image}"))
-        .collect(),
-    );
-    make_stage_image(&repo_root().join("docker/dind/stages/20-stack"), &repo, &[]);
     let network = Network(unique("dind-init-e2e-gitlab-net"));
     docker_ok(&["network", "create", &network.0]);
 
@@ -237,4 +253,17 @@ fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
     assert!(logs.contains("(legacy)"), "{logs}");
     // dockerd's own chains are in the legacy tables.
     service.exec_ok(&["iptables-legacy", "-t", "nat", "-n", "-L", "DOCKER"]);
+    drop(service);
+
+    // An empty DOCKER_TLS_CERTDIR: plain 2375, as docker:dind; the job's
+    // DOCKER_HOST (2376) still reaches the service's scripts.
+    let service = start_service(&job, &committed, &network, &certs, &["DOCKER_TLS_CERTDIR="]);
+    let output = run_in_job_container(
+        &network,
+        &certs,
+        &["-e", "DOCKER_HOST=tcp://docker:2375"],
+        &job.script.join("\n"),
+        &service,
+    );
+    assert_eq!(output.trim(), "record 7", "{}", service.logs());
 }

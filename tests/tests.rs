@@ -34,6 +34,8 @@ mod hung_fuse;
 mod hung_mount;
 /// What children get of the container's signal state and fds: the main command all, scripts none.
 mod inherited;
+/// The Kubernetes pod example under `podman kube play`: a prepared image, probe, grace, L3.
+mod kubernetes;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.
