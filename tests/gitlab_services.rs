@@ -98,13 +98,14 @@ fn env_flags(job: &Job, extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The service: `image` on `network` with the job's alias and variables.
+/// The service: `image` on `network` with the job's alias and `env` flags
+/// (the job's variables: [`env_flags`]).
 fn start_service(
     job: &Job,
     image: &str,
     network: &Network,
     certs: &Volume,
-    extra_env: &[&str],
+    env: Vec<String>,
 ) -> Container {
     let mut flags = run_flags();
     flags.extend([
@@ -115,7 +116,7 @@ fn start_service(
         "-v".to_string(),
         format!("{}:/certs/client", certs.0),
     ]);
-    flags.extend(env_flags(job, extra_env));
+    flags.extend(env);
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     Container::run(image, &flag_refs)
 }
@@ -212,7 +213,7 @@ fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
         &format!("{repo}/20-stack:latest"),
         &network,
         &certs,
-        &[],
+        env_flags(&job, &[]),
     );
     let output = run_job(&job, &network, &certs, &service);
     assert_eq!(output.trim(), "record 7", "{}", service.logs());
@@ -243,7 +244,7 @@ fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
         &committed,
         &network,
         &certs,
-        &["DOCKER_IPTABLES_LEGACY=1"],
+        env_flags(&job, &["DOCKER_IPTABLES_LEGACY=1"]),
     );
     let output = run_job(&job, &network, &certs, &service);
     assert_eq!(output.trim(), "record 7", "{}", service.logs());
@@ -255,13 +256,22 @@ fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
     service.exec_ok(&["iptables-legacy", "-t", "nat", "-n", "-L", "DOCKER"]);
     drop(service);
 
-    // An empty DOCKER_TLS_CERTDIR: plain 2375, as docker:dind; the job's
-    // DOCKER_HOST (2376) still reaches the service's scripts.
-    let service = start_service(&job, &committed, &network, &certs, &["DOCKER_TLS_CERTDIR="]);
+    // An empty DOCKER_TLS_CERTDIR: plain 2375, as docker:dind, with the
+    // variables of such a job. (Where the job's DOCKER_HOST names 2376
+    // instead, the scripts after 40-dockerd.sh that do not source
+    // /run/dind-dockerd.env dial it and fail.)
+    let plain_job = [
+        "-e",
+        "DOCKER_HOST=tcp://docker:2375",
+        "-e",
+        "DOCKER_TLS_CERTDIR=",
+    ];
+    let plain_env = plain_job.iter().map(|flag| flag.to_string()).collect();
+    let service = start_service(&job, &committed, &network, &certs, plain_env);
     let output = run_in_job_container(
         &network,
         &certs,
-        &["-e", "DOCKER_HOST=tcp://docker:2375"],
+        &plain_job[..2],
         &job.script.join("\n"),
         &service,
     );

@@ -53,11 +53,9 @@ set -eu
 
 engine_socket=unix:///var/run/docker.sock
 client_env=/run/dind-dockerd.env
-pin_client() {
-    export DOCKER_HOST="$engine_socket"
-    unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT DOCKER_TLS
-}
-pin_client
+client_pin="export DOCKER_HOST=$engine_socket
+unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT DOCKER_TLS"
+eval "$client_pin"
 tls_keep=/var/lib/dind-tls
 legacy_dir=/run/dind-iptables-legacy
 
@@ -122,6 +120,8 @@ make_certificates() {
     new=$tls_keep.new
     rm -rf "$new"
     mkdir -p "$new/ca" "$new/server" "$new/client"
+    # The CA's key: whoever has it can give themselves a client certificate.
+    chmod 0700 "$new"
     key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
     # sign NAME CN EXTENSIONS: NAME's key, a certificate signed by the CA.
     sign() {
@@ -225,7 +225,7 @@ start)
     # under / propagate as on a host with systemd, for L3 bind mounts with
     # rshared or rslave propagation.
     mount --make-rshared / || echo "mount --make-rshared / failed: L3 mounts with shared propagation will not work" >&2
-    printf 'export DOCKER_HOST=%s\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT DOCKER_TLS\n' "$engine_socket" > "$client_env.new"
+    printf '%s\n' "$client_pin" > "$client_env.new"
     mv "$client_env.new" "$client_env"
     # shellcheck disable=SC2086 # a list of flags
     dockerd $flags &
