@@ -257,14 +257,19 @@ fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
     drop(service);
 
     // An empty DOCKER_TLS_CERTDIR: plain 2375, as docker:dind, with the
-    // variables of such a job. (Where the job's DOCKER_HOST names 2376
-    // instead, the scripts after 40-dockerd.sh that do not source
-    // /run/dind-dockerd.env dial it and fail.)
+    // variables of such a job (emptying the TLS ones the commit kept in the
+    // image's environment). Where they still name TLS on 2376, the scripts
+    // after 40-dockerd.sh that do not source /run/dind-dockerd.env dial
+    // that and fail.
     let plain_job = [
         "-e",
         "DOCKER_HOST=tcp://docker:2375",
         "-e",
         "DOCKER_TLS_CERTDIR=",
+        "-e",
+        "DOCKER_TLS_VERIFY=",
+        "-e",
+        "DOCKER_CERT_PATH=",
     ];
     let plain_env = plain_job.iter().map(|flag| flag.to_string()).collect();
     let service = start_service(&job, &committed, &network, &certs, plain_env);
