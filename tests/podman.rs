@@ -46,7 +46,7 @@ fn copy_to(engine_name: &'static str, image: &TestImage) -> OwnedImage {
 }
 
 /// A Docker image copied into an engine's store as `localhost/TAG`.
-fn copy_tag_to(engine_name: &'static str, docker_tag: &str) -> OwnedImage {
+pub(crate) fn copy_tag_to(engine_name: &'static str, docker_tag: &str) -> OwnedImage {
     let archive = std::env::temp_dir().join(format!("{}.tar", unique("dind-init-e2e-image")));
     let path = archive.to_str().unwrap();
     docker_ok(&["save", "-o", path, docker_tag]);

@@ -32,6 +32,8 @@ mod examples;
 mod failures;
 /// A newcomer's first commands: help after any subcommand, one error line per mistake.
 mod first_contact;
+/// GitLab's `services:` route: the prepared image as the job's `docker` service, over TLS.
+mod gitlab_services;
 /// Issue 18: raw wait statuses, the C library's signals, joined quiesces, shutdown exit and time.
 mod hardening;
 /// A FUSE mount whose reads never come back (for hung_mount).
@@ -40,6 +42,8 @@ mod hung_fuse;
 mod hung_mount;
 /// What children get of the container's signal state and fds: the main command all, scripts none.
 mod inherited;
+/// The Kubernetes pod example under `podman kube play`: a prepared image, probe, grace, L3.
+mod kubernetes;
 /// Quiesce, resume and shutdown: stops in reverse, phases, signals.
 mod lifecycle;
 /// The main command after `--`: exit codes and signal forwarding.

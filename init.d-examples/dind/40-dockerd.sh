@@ -25,7 +25,39 @@
 #                      outside the L2 (no NAT: they reach only each other and
 #                      the L2; published ports still work through
 #                      docker-proxy); dockerd starts faster. Default 1.
+#   DOCKER_TLS_CERTDIR as docker:dind: set, dockerd also listens on
+#                      tcp://0.0.0.0:2376 with TLS (client certificates
+#                      required) and the CA and a client certificate are
+#                      copied to $DOCKER_TLS_CERTDIR/client at every start
+#                      (the directory a GitLab job shares with its `docker`
+#                      service); set and empty, plain tcp://0.0.0.0:2375;
+#                      unset, the unix socket only. The certificates are
+#                      made once, at the first start that asks for TLS, and
+#                      kept in /var/lib/dind-tls (committed: not a volume),
+#                      so every restore of a commit serves the same CA.
+#   DOCKER_TLS_SAN     more subjectAltNames of the server certificate, in
+#                      openssl's form (DNS:name,IP:address); it always has
+#                      DNS:docker, DNS:localhost and IP:127.0.0.1
+#   DOCKER_IPTABLES_LEGACY  as docker:dind: set and non-empty, dockerd uses
+#                      iptables-legacy; set and empty, the default iptables
+#                      (nf_tables); unset, legacy where the network namespace
+#                      already has legacy tables or where iptables fails
+#                      (no nf_tables in the kernel) and iptables-legacy works.
+#
+# The inner engine is always reached at its own socket, whatever DOCKER_HOST
+# and DOCKER_TLS_* the container was given: GitLab passes a job's variables
+# (DOCKER_HOST=tcp://docker:2376, ...) to its services. /run/dind-dockerd.env
+# (written at start) says so to the later scripts that talk to the engine:
+#   . /run/dind-dockerd.env
 set -eu
+
+engine_socket=unix:///var/run/docker.sock
+client_env=/run/dind-dockerd.env
+client_pin="export DOCKER_HOST=$engine_socket
+unset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT DOCKER_TLS"
+eval "$client_pin"
+tls_keep=/var/lib/dind-tls
+legacy_dir=/run/dind-iptables-legacy
 
 pidfile=/run/dind-dockerd.pid
 wait_seconds=${DOCKERD_WAIT:-60}
@@ -77,6 +109,87 @@ fail_start() {
     exit 1
 }
 
+# The CA, server and client certificates in $tls_keep, made once: kept
+# through commits, so a restored engine serves the CA it had when committed.
+# Made in a new directory renamed into place, so a start that dies half-way
+# leaves no half-made set.
+make_certificates() {
+    [ ! -s "$tls_keep/client/cert.pem" ] || return 0
+    command -v openssl >/dev/null \
+        || { echo "DOCKER_TLS_CERTDIR is set, but there is no openssl to make the certificates: install it (apk add openssl, apt-get install openssl) or set DOCKER_TLS_CERTDIR= for plain tcp 2375" >&2; exit 1; }
+    new=$tls_keep.new
+    rm -rf "$new"
+    mkdir -p "$new/ca" "$new/server" "$new/client"
+    # The CA's key: whoever has it can give themselves a client certificate.
+    chmod 0700 "$new"
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+    # sign NAME CN EXTENSIONS: NAME's key, a certificate signed by the CA.
+    sign() {
+        key "$new/$1/key.pem"
+        printf '[ x509_exts ]\n%s\n' "$3" > "$new/$1/openssl.cnf"
+        openssl req -new -key "$new/$1/key.pem" -subj "/CN=$2" -out "$new/$1/csr.pem"
+        openssl x509 -req -in "$new/$1/csr.pem" -CA "$new/ca/cert.pem" -CAkey "$new/ca/key.pem" \
+            -CAcreateserial -days 3650 -extfile "$new/$1/openssl.cnf" -extensions x509_exts \
+            -out "$new/$1/cert.pem" 2>/dev/null
+        cp "$new/ca/cert.pem" "$new/$1/ca.pem"
+        openssl verify -CAfile "$new/$1/ca.pem" "$new/$1/cert.pem" >/dev/null
+    }
+    key "$new/ca/key.pem"
+    openssl req -new -x509 -key "$new/ca/key.pem" -subj '/CN=dind-init CA' -days 3650 \
+        -addext keyUsage=critical,digitalSignature,keyCertSign -out "$new/ca/cert.pem"
+    sign server 'dind-init server' "extendedKeyUsage = serverAuth
+subjectAltName = DNS:docker,DNS:localhost,IP:127.0.0.1${DOCKER_TLS_SAN:+,$DOCKER_TLS_SAN}"
+    sign client 'dind-init client' 'extendedKeyUsage = clientAuth'
+    sync
+    rm -rf "$tls_keep"
+    mv "$new" "$tls_keep"
+    echo "TLS certificates made in $tls_keep (CA, server for DNS:docker, client)"
+}
+
+# The CA and client certificate where a job finds them, at every start: a
+# GitLab job's $DOCKER_TLS_CERTDIR/client is a new, empty volume.
+share_client_certificates() {
+    mkdir -p "$1"
+    for file in ca.pem cert.pem key.pem; do
+        cp "$tls_keep/client/$file" "$1/$file"
+        # As docker:dind: a job's client may run as any user.
+        chmod 0644 "$1/$file"
+    done
+}
+
+# docker:dind's choice of iptables (its dockerd-entrypoint.sh): legacy when
+# asked, when the network namespace already has legacy tables, or when
+# iptables (nf_tables) fails and iptables-legacy works. Legacy means a
+# directory of iptables-legacy links first on dockerd's PATH.
+choose_iptables() {
+    legacy=
+    if [ -n "${DOCKER_IPTABLES_LEGACY+x}" ]; then
+        legacy=$DOCKER_IPTABLES_LEGACY
+    elif (for names in /proc/net/ip_tables_names /proc/net/ip6_tables_names /proc/net/arp_tables_names; do
+        [ -z "$(cat "$names" 2>/dev/null)" ] || exit 0
+    done; exit 1); then
+        legacy=1
+    elif ! iptables -nL >/dev/null 2>&1; then
+        modprobe nf_tables 2>/dev/null || :
+        if ! iptables -nL >/dev/null 2>&1; then
+            modprobe ip_tables 2>/dev/null || :
+            modprobe ip6_tables 2>/dev/null || :
+            ! iptables-legacy -nL >/dev/null 2>&1 || legacy=1
+        fi
+    fi
+    if [ -n "$legacy" ]; then
+        mkdir -p "$legacy_dir"
+        for tool in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+            target=$(command -v "$(echo "$tool" | sed 's/tables/tables-legacy/')") \
+                || { echo "iptables-legacy chosen, but there is no $(echo "$tool" | sed 's/tables/tables-legacy/'): install iptables-legacy" >&2; exit 1; }
+            ln -sf "$target" "$legacy_dir/$tool"
+        done
+        PATH=$legacy_dir:$PATH
+    fi
+    # As docker:dind: the log says which one dockerd uses.
+    iptables --version
+}
+
 case "${1:-}" in
 start)
     if dockerd_pid; then
@@ -90,7 +203,30 @@ start)
     flags=${DOCKERD_FLAGS:---log-level=warn}
     case " $flags" in *" --storage-driver"* | *" -s "*) ;; *) flags="$flags --storage-driver=$driver_wanted" ;; esac
     case " $flags" in *" --data-root"*) ;; *) flags="$flags --data-root=$DIND_DOCKER_ROOT" ;; esac
-    [ "${DIND_DOCKERD_IPTABLES:-1}" != 0 ] || flags="$flags --iptables=false --ip6tables=false"
+    if [ "${DIND_DOCKERD_IPTABLES:-1}" != 0 ]; then
+        choose_iptables
+    else
+        flags="$flags --iptables=false --ip6tables=false"
+    fi
+    case " $flags" in
+    *" --host"* | *" -H "*) ;;
+    *)
+        flags="$flags --host=$engine_socket"
+        if [ -n "${DOCKER_TLS_CERTDIR:-}" ]; then
+            make_certificates
+            share_client_certificates "$DOCKER_TLS_CERTDIR/client"
+            flags="$flags --host=tcp://0.0.0.0:2376 --tlsverify --tlscacert=$tls_keep/server/ca.pem --tlscert=$tls_keep/server/cert.pem --tlskey=$tls_keep/server/key.pem"
+        elif [ -n "${DOCKER_TLS_CERTDIR+x}" ]; then
+            flags="$flags --host=tcp://0.0.0.0:2375"
+        fi
+        ;;
+    esac
+    # As docker:dind (moby's hack/dind, just before dockerd): mounts made
+    # under / propagate as on a host with systemd, for L3 bind mounts with
+    # rshared or rslave propagation.
+    mount --make-rshared / || echo "mount --make-rshared / failed: L3 mounts with shared propagation will not work" >&2
+    printf '%s\n' "$client_pin" > "$client_env.new"
+    mv "$client_env.new" "$client_env"
     # shellcheck disable=SC2086 # a list of flags
     dockerd $flags &
     echo $! > "$pidfile"
