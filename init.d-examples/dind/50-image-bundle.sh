@@ -14,6 +14,8 @@
 #
 # Settings (environment): DIND_BUNDLE (/opt/dind-bundle: a directory of tars, or one tar).
 set -eu
+# shellcheck disable=SC1091 # written by 40-dockerd.sh: the inner engine's own socket, whatever DOCKER_HOST says
+[ ! -f /run/dind-dockerd.env ] || . /run/dind-dockerd.env
 
 bundle=${DIND_BUNDLE:-/opt/dind-bundle}
 DIND_DOCKER_ROOT=/var/lib/docker

@@ -16,6 +16,8 @@
 # Settings (environment): DIND_COMPOSE_FILE (/opt/dind-stack/compose.yml),
 # DIND_COMPOSE_PROJECT (stack).
 set -eu
+# shellcheck disable=SC1091 # written by 40-dockerd.sh: the inner engine's own socket, whatever DOCKER_HOST says
+[ ! -f /run/dind-dockerd.env ] || . /run/dind-dockerd.env
 
 file=${DIND_COMPOSE_FILE:-/opt/dind-stack/compose.yml}
 project=${DIND_COMPOSE_PROJECT:-stack}

@@ -17,6 +17,8 @@
 # DIND_PG_STOP_TIMEOUT (seconds before Docker kills it, 30: inside
 # dind-init's stop timeout, 60, so that this script still says why).
 set -eu
+# shellcheck disable=SC1091 # written by 40-dockerd.sh: the inner engine's own socket, whatever DOCKER_HOST says
+[ ! -f /run/dind-dockerd.env ] || . /run/dind-dockerd.env
 
 name=${DIND_PG_CONTAINER:-pg}
 image=${DIND_PG_IMAGE:-dind-init-l3/postgres:15}

@@ -3,6 +3,8 @@
 # boots on a volume. Created once; after that the inner dockerd brings it
 # back by itself at every start (this script only checks that it did).
 set -eu
+# shellcheck disable=SC1091 # written by 40-dockerd.sh: the inner engine's own socket, whatever DOCKER_HOST says
+[ ! -f /run/dind-dockerd.env ] || . /run/dind-dockerd.env
 
 case "${1:-}" in
 start)

@@ -4,6 +4,8 @@
 #
 # Settings (environment): RECORDS (default 50).
 set -eu
+# shellcheck disable=SC1091 # written by 40-dockerd.sh: the inner engine's own socket, whatever DOCKER_HOST says
+[ ! -f /run/dind-dockerd.env ] || . /run/dind-dockerd.env
 
 compose="docker-compose -f /opt/dind-stack/compose.yml -p stack"
 

@@ -8,6 +8,8 @@
 #
 # Settings (environment): PGBENCH_SCALE (10: 1,000,000 rows).
 set -eu
+# shellcheck disable=SC1091 # written by 40-dockerd.sh: the inner engine's own socket, whatever DOCKER_HOST says
+[ ! -f /run/dind-dockerd.env ] || . /run/dind-dockerd.env
 
 psql() { docker exec pg psql -U postgres -d postgres -Atq "$@"; }
 
