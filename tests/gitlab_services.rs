@@ -256,27 +256,27 @@ fn gitlab_services_job_reaches_the_prepared_image_over_tls_through_a_commit() {
     service.exec_ok(&["iptables-legacy", "-t", "nat", "-n", "-L", "DOCKER"]);
     drop(service);
 
-    // An empty DOCKER_TLS_CERTDIR: plain 2375, as docker:dind, with the
-    // variables of such a job (emptying the TLS ones the commit kept in the
-    // image's environment). Where they still name TLS on 2376, the scripts
-    // after 40-dockerd.sh that do not source /run/dind-dockerd.env dial
-    // that and fail.
-    let plain_job = [
+    // An empty DOCKER_TLS_CERTDIR: plain 2375, as docker:dind. The service
+    // keeps variables that name TLS on 2376, which it does not serve then
+    // (as the commit kept the TLS job's in the image's environment): every
+    // script that talks to the inner engine must still reach its own socket
+    // (the pin, /run/dind-dockerd.env), or stage 20's starts fail.
+    let service_env = [
         "-e",
-        "DOCKER_HOST=tcp://docker:2375",
+        "DOCKER_HOST=tcp://docker:2376",
         "-e",
         "DOCKER_TLS_CERTDIR=",
         "-e",
-        "DOCKER_TLS_VERIFY=",
+        "DOCKER_TLS_VERIFY=1",
         "-e",
-        "DOCKER_CERT_PATH=",
+        "DOCKER_CERT_PATH=/certs/client",
     ];
-    let plain_env = plain_job.iter().map(|flag| flag.to_string()).collect();
+    let plain_env = service_env.iter().map(|flag| flag.to_string()).collect();
     let service = start_service(&job, &committed, &network, &certs, plain_env);
     let output = run_in_job_container(
         &network,
         &certs,
-        &plain_job[..2],
+        &["-e", "DOCKER_HOST=tcp://docker:2375"],
         &job.script.join("\n"),
         &service,
     );
