@@ -779,6 +779,10 @@ fn stop_loop(paths: &Paths, facts: &Facts, record: &mut Record) -> Result<(), St
         }
     }
     fault::point("stop.unmounted");
+    // Under the start's lock: a start elsewhere on this volume either sees
+    // our live file and owner, or neither, never our owner record removed
+    // after it wrote its own.
+    let _lock = lock_volume(paths)?;
     files::remove_durably(&live_file)?;
     fault::point("stop.live-removed");
     files::remove_durably(&paths.owner())?;

@@ -105,6 +105,11 @@ impl Supervisor {
             record.commit_safe = false;
             record.not_saved = Some(why);
             self.ending.quiesced(false);
+            // The failed save may have renamed the file into place before
+            // its directory fsync failed: the file must not keep saying
+            // "commit-safe" for this quiesce.
+            self.record_ending();
+            self.save_state_in_background();
         }
         self.set_phase(Phase::Quiesced);
         match self.state.quiesces.last() {
