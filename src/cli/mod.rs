@@ -98,7 +98,7 @@ Options of the init (each also an environment variable; the flag wins):
   -V, --version             version, git commit and target triple
 
 Exit codes of the init: CMD's (128+N when signal N killed it); without CMD 0,
-or 1 when a stop failed; 2 a configuration error; 3 a start failed; 4 a daemon
+or 1 when a stop failed or the last quiesce was not commit-safe; 2 a configuration error; 3 a start failed; 4 a daemon
 exited (--on-daemon-exit shutdown). Of the subcommands: 0 yes, 1 no, 2 usage error, 3 no dind-init
 answers (snapshot and pool: see their --help).
 PHASE: starting, running, quiescing, quiesced, shutting-down. S: seconds, fractions allowed.
