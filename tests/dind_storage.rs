@@ -644,7 +644,8 @@ fn a_restarted_dockerd_spares_the_process_its_stale_pid_files_name() {
     inner(&l2, "docker version >/dev/null");
 
     // The runtime cleanup of a later start: the stand-in is no dockerd of
-    // this container, so the files are stale (the L2 is dropped after this).
+    // this container and is spared (the restarted dockerd's containerd still
+    // runs, so the cleanup keeps the runtime files; the L2 is dropped after this).
     let cleanup = l2.exec(&[
         "sh",
         "-c",
