@@ -1087,27 +1087,49 @@ impl Drop for EmptyCgroup {
 /// Issue 21 item 8: 10-cgroup-nesting.sh on a cgroup v2 hierarchy whose
 /// cgroup.controllers is empty (a real cgroup bind-mounted at
 /// /sys/fs/cgroup of a container, the container's shell moved into it):
-/// it moves the processes to /init and enables nothing, without an error.
+/// in a cgroup namespace rooted there, as a private one is, it moves the
+/// processes to /init and enables nothing, without an error; in the host's
+/// cgroup namespace (this v1 host's Docker default) it refuses (issue 28).
 #[test]
 #[ignore = "needs a Docker engine, debootstrap and Debian's archive; run by `make test`"]
 fn cgroup_nesting_enables_nothing_where_cgroup_controllers_is_empty() {
     require_engine();
     let cgroup = EmptyCgroup::new();
     let script = repo_root().join("init.d-examples/dind/10-cgroup-nesting.sh");
-    let output = docker(&[
-        "run",
-        "--rm",
-        "-v",
-        &format!("{}:/sys/fs/cgroup", cgroup.leaf.display()),
-        "-v",
-        &format!("{}:/10-cgroup-nesting.sh:ro", script.display()),
-        "--entrypoint",
-        "sh",
-        docker_dind_l2(),
-        "-c",
-        "echo $$ > /sys/fs/cgroup/cgroup.procs && /10-cgroup-nesting.sh start \
-         && grep -qx $$ /sys/fs/cgroup/init/cgroup.procs && cat /sys/fs/cgroup/cgroup.subtree_control",
-    ]);
+    let nest_in = |namespace: &str| {
+        docker(&[
+            "run",
+            "--rm",
+            // unshare(CLONE_NEWCGROUP) for util-linux's unshare (busybox's has no --cgroup).
+            "--cap-add",
+            "SYS_ADMIN",
+            "-v",
+            &format!("{}:/sys/fs/cgroup", cgroup.leaf.display()),
+            "-v",
+            &format!("{}:/10-cgroup-nesting.sh:ro", script.display()),
+            "--entrypoint",
+            "sh",
+            docker_dind_l2(),
+            "-c",
+            &format!(
+                "echo $$ > /sys/fs/cgroup/cgroup.procs && {namespace} /10-cgroup-nesting.sh start \
+                 && grep -qx $$ /sys/fs/cgroup/init/cgroup.procs && cat /sys/fs/cgroup/cgroup.subtree_control"
+            ),
+        ])
+    };
+    let refused = nest_in("");
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        crate::snapshot::text(&refused)
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("shares the host's cgroup namespace"),
+        "{}",
+        crate::snapshot::text(&refused)
+    );
+    let output = nest_in("/usr/bin/unshare --cgroup");
     assert!(
         output.status.success(),
         "{}",
@@ -1115,7 +1137,7 @@ fn cgroup_nesting_enables_nothing_where_cgroup_controllers_is_empty() {
     );
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "cgroup v2: processes moved to /init; no controllers to enable for children (cgroup.controllers is empty)\n",
+        "cgroup v2: processes moved to /init (try 1); no controllers to enable for children (cgroup.controllers is empty)\n",
         "{}",
         crate::snapshot::text(&output)
     );
