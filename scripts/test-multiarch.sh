@@ -21,7 +21,9 @@ echo "== integration tests on the shipped x86_64 (musl) binary (the Docker ones 
 DIND_INIT_TEST_BIN=$root/dist/docker/amd64/dind-init cargo test --locked --test integration
 
 echo "== integration tests on aarch64 under qemu-aarch64-static (the Docker ones need an aarch64 engine: ignored)"
-DIND_INIT_TEST_BIN=$root/dist/docker/arm64/dind-init DIND_INIT_TEST_RUNNER=qemu-aarch64-static \
+# The emulator by its full path: a test that runs dind-init with a PATH of its own must still find it.
+runner=$(command -v qemu-aarch64-static) || { echo "test-multiarch: no qemu-aarch64-static on PATH: scripts/setup test installs it" >&2; exit 1; }
+DIND_INIT_TEST_BIN=$root/dist/docker/arm64/dind-init DIND_INIT_TEST_RUNNER=$runner \
     cargo test --locked --test integration
 
 echo "== release images"
