@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use dind_init::state::{self, QuiesceRecord};
+use dind_init::state::{self, PreviousEnding, QuiesceRecord};
 
 fuzz_target!(|bytes: &[u8]| {
     let Ok(mut loaded) = state::parse(bytes) else {
@@ -21,7 +21,8 @@ fuzz_target!(|bytes: &[u8]| {
         strays: Vec::new(),
         not_saved: None,
     });
-    loaded.begin_resume();
+    // A resume: the disk no longer holds the quiesced snapshot.
+    loaded.record_ending(PreviousEnding::Unclean, false);
     let written = serde_json::to_vec(&loaded).expect("a state serializes");
     assert_eq!(state::parse(&written).ok(), Some(loaded));
 });
