@@ -191,3 +191,10 @@ fn report_quiesce(status: &Status) -> i32 {
 fn exit_if(yes: bool) -> i32 {
     if yes { EXIT_OK } else { EXIT_NO }
 }
+
+/// The one line a client subcommand's failure ends with (docs/reference.md),
+/// for `snapshot` and `pool` too; a closed stderr loses it, never panics.
+pub fn print_failure(subcommand: &str, error: &dyn std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "dind-init: error: {subcommand}: {error}");
+}

@@ -134,9 +134,7 @@ pub fn run(request: &PoolRequest) -> i32 {
     match result {
         Ok(()) => EXIT_OK,
         Err(error) => {
-            // The failure line every client subcommand ends with (docs/reference.md).
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "dind-init: error: pool: {error}");
+            crate::client::print_failure("pool", &error);
             error.exit_code()
         }
     }

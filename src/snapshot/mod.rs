@@ -106,8 +106,7 @@ pub fn run(request: &SnapshotRequest) -> i32 {
             EXIT_COMMITTED
         }
         Err(error) => {
-            // The failure line every client subcommand ends with (docs/reference.md).
-            eprintln!("dind-init: error: snapshot: {error}");
+            crate::client::print_failure("snapshot", &error);
             error.exit_code()
         }
     }
